@@ -1,0 +1,162 @@
+// bundleImage(): image -> extents -> tar (GNU sparse) -> compress -> AES-128-CBC -> 10 MiB parts,
+// in one streaming pass with back-pressure, then the signed manifest. Nothing is staged on disk
+// and no key material leaves this process.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { silentReporter } from '../cli/reporter.js';
+import { createAesEncryptor } from '../codec/aes-cbc.js';
+import { createCompressor } from '../codec/compression.js';
+import { wrapHex } from '../crypto/key-wrap.js';
+import { checkKeyMatchesCertificate, loadCertificate, loadPrivateKey } from '../crypto/keys.js';
+import { signHex } from '../crypto/signature.js';
+import { BundleError } from '../errors.js';
+import { amibundleBundler, type Manifest } from '../format/manifest.js';
+import { serializeSigned, serializeUnsigned, signedBytes } from '../format/manifest-writer.js';
+import { manifestName, partName } from '../format/part-name.js';
+import type { MemberInfo } from '../format/tar-header.js';
+import { toolVersion } from '../version.js';
+import { planImage } from './image-plan.js';
+import type { BundleImageOptions, BundleResult } from './bundle-options.js';
+import { DirPartSink } from './dir-sink.js';
+import type { StoredPart } from './part-sink.js';
+import { PartSplitter } from './part-splitter.js';
+import { tarStream, type TarStreamResult } from './tar-stream.js';
+
+/** EC2's limit for instance-store root devices. */
+export const EC2_IMAGE_SIZE_LIMIT = 10 * 1024 * 1024 * 1024;
+
+/** A bundle name becomes a file name, a tar member name and an S3 key. */
+export function checkBundleName(name: string): string {
+  if (name === '') throw new BundleError('the bundle name (-p) is empty');
+  if (name.includes('/'))
+    throw new BundleError(`the bundle name '${name}' contains '/'`, "'/' character not allowed");
+  if (name === '.' || name === '..' || name.startsWith('-'))
+    throw new BundleError(`the bundle name '${name}' cannot be used as a file name`);
+  if (/[\0-\x1f\x7f]/.test(name)) throw new BundleError('the bundle name contains control characters');
+  if (Buffer.byteLength(name) > 200) throw new BundleError('the bundle name is longer than 200 bytes');
+  return name;
+}
+
+export async function bundleImage(opts: BundleImageOptions): Promise<BundleResult> {
+  const started = process.hrtime.bigint();
+  const out = opts.out ?? silentReporter;
+  const name = checkBundleName(opts.name ?? path.basename(opts.imagePath));
+
+  // Keys first: a mismatched certificate must fail before an hour of compression.
+  const privateKey = loadPrivateKey(opts.privateKeyPem, 'private key (-k)');
+  const userCert = loadCertificate(opts.userCertPem, 'certificate (-c)');
+  checkKeyMatchesCertificate(privateKey, userCert);
+  const ec2Cert = loadCertificate(opts.ec2CertPem, 'EC2 certificate (--ec2cert)');
+
+  const image = await fs.promises.open(opts.imagePath, 'r');
+  let sink = opts.sink;
+  try {
+    const plan = await planImage(image, opts.imagePath, opts.sparse);
+    if (plan.size === 0) throw new BundleError(`the specified image ${opts.imagePath} is zero sized`);
+    if (plan.size > EC2_IMAGE_SIZE_LIMIT)
+      out.warn(
+        `the image is ${plan.size} bytes, over EC2's instance-store root limit of ${EC2_IMAGE_SIZE_LIMIT} bytes (10 GiB): EC2 will refuse to register it`,
+      );
+    const member: MemberInfo = {
+      name,
+      mode: plan.mode,
+      mtime: plan.mtime,
+      size: plan.size,
+      ...(plan.sparseMap ? { sparseMap: plan.sparseMap } : {}),
+    };
+    out.info(
+      `Bundling image file ${opts.imagePath} (${plan.size} bytes, ${plan.dataBytes} bytes of data${plan.sparseMap ? ` in ${plan.sparseMap.length} extents` : ''})...`,
+    );
+    out.event({
+      type: 'start',
+      command: 'bundle-image',
+      image: opts.imagePath,
+      name,
+      size: plan.size,
+      dataBytes: plan.dataBytes,
+    });
+
+    const keyHex = crypto.randomBytes(16).toString('hex');
+    const ivHex = crypto.randomBytes(16).toString('hex');
+    sink ??= new DirPartSink(opts.destination ?? '.', name, out);
+
+    const tar: TarStreamResult = { digest: '', length: 0 };
+    let done = 0;
+    const splitter = new PartSplitter(sink, (index, d) =>
+      out.event({ type: 'part', index, size: d.size, sha1: d.sha1 }),
+    );
+    await pipeline(
+      Readable.from(
+        tarStream(image, member, plan.extents, tar, (n) => {
+          done += n;
+          out.progress({ phase: 'bundle', done, total: plan.dataBytes, unit: 'bytes' });
+        }),
+        { objectMode: false, highWaterMark: 2 },
+      ),
+      createCompressor(opts.compression),
+      createAesEncryptor(Buffer.from(keyHex, 'hex'), Buffer.from(ivHex, 'hex')),
+      splitter,
+      ...(opts.signal ? [{ signal: opts.signal }] : []),
+    );
+    out.endProgress();
+
+    const count = splitter.parts.length;
+    const parts: StoredPart[] = splitter.parts.map((d, index) => ({
+      ...d,
+      index,
+      filename: partName(name, index, count),
+    }));
+    const bundledSize = parts.reduce((s, p) => s + p.size, 0);
+    const manifest: Manifest = {
+      version: '2007-10-10',
+      bundler: amibundleBundler(toolVersion),
+      machineConfiguration: {
+        architecture: opts.architecture,
+        ...(opts.blockDeviceMapping?.length ? { blockDeviceMapping: opts.blockDeviceMapping } : {}),
+        kernelId: opts.kernelId,
+        ramdiskId: opts.ramdiskId,
+        ...(opts.productCodes?.length ? { productCodes: opts.productCodes } : {}),
+      },
+      image: {
+        name,
+        user: opts.user,
+        type: 'machine',
+        ...(opts.ancestry?.length ? { ancestry: opts.ancestry } : {}),
+        digest: tar.digest,
+        digestAlgorithm: 'SHA1',
+        size: plan.size,
+        bundledSize,
+        ec2EncryptedKey: wrapHex(ec2Cert.publicKey, keyHex),
+        userEncryptedKey: wrapHex(userCert.publicKey, keyHex),
+        ec2EncryptedIv: wrapHex(ec2Cert.publicKey, ivHex),
+        userEncryptedIv: wrapHex(userCert.publicKey, ivHex),
+        keyAlgorithm: 'AES-128-CBC',
+        ...(opts.compression.codec !== 'gzip' ? { compression: opts.compression.codec } : {}),
+        parts: parts.map((p) => ({ index: p.index, filename: p.filename, digest: p.sha1 })),
+      },
+    };
+    const unsigned = serializeUnsigned(manifest);
+    const manifestBytes = serializeSigned(unsigned, signHex(privateKey, signedBytes(unsigned)));
+    const manifestLocation = await sink.commit(parts, manifestName(name), manifestBytes);
+    return {
+      name,
+      manifestLocation,
+      parts: parts.map((p) => ({ filename: p.filename, sha1: p.sha1, size: p.size })),
+      digest: tar.digest,
+      size: plan.size,
+      bundledSize,
+      dataBytes: plan.dataBytes,
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    };
+  } catch (err) {
+    out.endProgress();
+    await sink?.abort();
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    throw err;
+  } finally {
+    await image.close();
+  }
+}

@@ -1,0 +1,259 @@
+// Flags shared by bundle-image and bundle-vol (ec2-ami-tools' bundling parameters plus
+// amibundle's compression and sparse options), and their translation into BundleImageOptions.
+import fs from 'node:fs';
+import os from 'node:os';
+import type { BundleImageOptions, CompressionOptions, SparseMode } from '../bundle/bundle-options.js';
+import { findEc2Cert } from '../crypto/ec2-cert.js';
+import { UsageError } from '../errors.js';
+import type { DeviceMapping } from '../format/manifest.js';
+import type { RunContext } from './command.js';
+import type { OptionSpec, ParsedOptions } from './options.js';
+
+/** Certificate, key and account: mandatory for every bundling command. */
+export const credentialOptions: readonly OptionSpec[] = [
+  {
+    name: 'cert',
+    long: 'cert',
+    short: 'c',
+    kind: 'string',
+    metavar: 'PATH',
+    path: 'file',
+    required: true,
+    help: "Your X.509 certificate (PEM); the bundle's key is also wrapped to it.",
+  },
+  {
+    name: 'privatekey',
+    long: 'privatekey',
+    short: 'k',
+    kind: 'string',
+    metavar: 'PATH',
+    path: 'file',
+    required: true,
+    help: 'Your RSA private key (PEM, PKCS#1 or PKCS#8); signs the manifest.',
+  },
+  {
+    name: 'user',
+    long: 'user',
+    short: 'u',
+    kind: 'string',
+    metavar: 'USER',
+    required: true,
+    help: 'Your AWS account number: 12 digits, hyphens allowed (not your access key id).',
+  },
+];
+
+/** Manifest facts, destination and how to compress: optional for every bundling command. */
+export const bundlingOptions: readonly OptionSpec[] = [
+  {
+    name: 'destination',
+    long: 'destination',
+    short: 'd',
+    kind: 'string',
+    metavar: 'PATH',
+    path: 'dir',
+    default: '/tmp',
+    help: 'Directory the parts and manifest are written to.',
+  },
+  {
+    name: 'ec2cert',
+    long: 'ec2cert',
+    kind: 'string',
+    metavar: 'PATH',
+    path: 'file',
+    default: '$EC2_AMITOOL_HOME/etc/ec2/amitools/cert-ec2.pem, else the copy shipped with amibundle',
+    help: "EC2's certificate the key is wrapped to (use cert-ec2-gov.pem / cert-ec2-cn-north-1.pem for GovCloud / China).",
+  },
+  {
+    name: 'arch',
+    long: 'arch',
+    short: 'r',
+    kind: 'string',
+    metavar: 'ARCHITECTURE',
+    default: 'this machine (x86_64 or i386)',
+    help: 'Image architecture: i386 or x86_64.',
+  },
+  {
+    name: 'kernel',
+    long: 'kernel',
+    kind: 'string',
+    metavar: 'ID',
+    help: 'Kernel id (aki-…) for the manifest.',
+  },
+  {
+    name: 'ramdisk',
+    long: 'ramdisk',
+    kind: 'string',
+    metavar: 'ID',
+    help: 'Ramdisk id (ari-…) for the manifest.',
+  },
+  {
+    name: 'productcodes',
+    long: 'productcodes',
+    kind: 'string',
+    metavar: 'CODES',
+    help: 'Product codes, comma-separated; stored as one element exactly as ec2-ami-tools does.',
+  },
+  {
+    name: 'blockDeviceMapping',
+    long: 'block-device-mapping',
+    short: 'B',
+    kind: 'list',
+    accumulate: true,
+    metavar: 'MAPS',
+    help: 'Default block-device mapping: virtual=device,… (e.g. ami=sda1,root=/dev/sda1,ephemeral0=sdb). Repeats merge.',
+  },
+  {
+    name: 'noSizeChecks',
+    long: 'no-size-checks',
+    kind: 'flag',
+    noop: 'sizes are always checked: an empty image is refused, one over 10 GiB draws a warning.',
+    help: 'Skip size checks.',
+  },
+  {
+    name: 'sparse',
+    long: 'sparse',
+    kind: 'string',
+    choices: ['fs', 'zeros', 'none'],
+    default: 'fs',
+    help: "How holes are found: fs = the filesystem's holes, exactly as GNU tar; zeros = also all-zero 512-byte blocks; none = plain member.",
+  },
+  {
+    name: 'compress',
+    long: 'compress',
+    kind: 'string',
+    metavar: 'CODEC[:LEVEL]',
+    default: 'gzip',
+    help: 'gzip (what EC2 reads) or zstd[:LEVEL] (archives only: EC2 cannot register such a bundle).',
+  },
+  {
+    name: 'compressLevel',
+    long: 'compress-level',
+    kind: 'int',
+    metavar: 'N',
+    default: '6 (gzip), 3 (zstd)',
+    help: 'Compression level: gzip 1-9, zstd 1-19.',
+  },
+  { name: 'fast', long: 'fast', kind: 'flag', help: 'Same as --compress-level 1.' },
+  { name: 'best', long: 'best', kind: 'flag', help: 'Same as --compress-level 9 (what ec2-ami-tools uses).' },
+  {
+    name: 'threads',
+    long: 'threads',
+    kind: 'int',
+    metavar: 'N',
+    default: 'the number of CPUs',
+    help: 'Compression threads.',
+  },
+];
+
+export function detectArchitecture(): string {
+  switch (os.arch()) {
+    case 'x64':
+      return 'x86_64';
+    case 'ia32':
+      return 'i386';
+    default:
+      return os.arch();
+  }
+}
+
+/** `-u`: hyphens removed, then exactly 12 digits (the reference only looked for 12 in a row). */
+export function parseAccountNumber(value: string): string {
+  const user = value.replace(/-/g, '');
+  if (!/^\d{12}$/.test(user))
+    throw new UsageError(
+      `--user has invalid value '${value}': the user ID should consist of 12 digits (optionally hyphenated); this should not be your Access Key ID`,
+    );
+  return user;
+}
+
+/** `-B` entries `virtual=device`; repeats merge and later keys win, as in the reference. */
+export function parseBlockDeviceMapping(entries: readonly string[]): DeviceMapping[] {
+  const map = new Map<string, string>();
+  for (const entry of entries) {
+    const m = /^\s*(\S+?)\s*=\s*(\S+?)\s*$/.exec(entry);
+    if (!m || m[2]!.includes('='))
+      throw new UsageError(`--block-device-mapping has invalid value '${entry}': expected virtual=device`);
+    map.set(m[1]!, m[2]!);
+  }
+  return [...map].map(([virtual, device]) => ({ virtual, device }));
+}
+
+export function parseCompression(opts: ParsedOptions): CompressionOptions {
+  const spec = opts.str('compress') ?? 'gzip';
+  const m = /^(gzip|zstd)(?::(\d+))?$/i.exec(spec);
+  if (!m) throw new UsageError(`--compress has invalid value '${spec}': use gzip or zstd[:LEVEL]`);
+  const codec = m[1]!.toLowerCase() as 'gzip' | 'zstd';
+  const levels = [
+    opts.flag('fast') ? 1 : undefined,
+    opts.flag('best') ? 9 : undefined,
+    opts.int('compressLevel'),
+  ];
+  if (m[2] !== undefined) levels.push(Number(m[2]));
+  const given = levels.filter((l): l is number => l !== undefined);
+  if (new Set(given).size > 1)
+    throw new UsageError(
+      'conflicting compression levels: give only one of --fast, --best, --compress-level, CODEC:LEVEL',
+    );
+  const level = given[0] ?? (codec === 'gzip' ? 6 : 3);
+  const [min, max] = codec === 'gzip' ? [1, 9] : [1, 19];
+  if (level < min || level > max)
+    throw new UsageError(`compression level ${level} is out of range for ${codec} (${min}-${max})`);
+  const threads = opts.int('threads') ?? os.availableParallelism();
+  if (threads < 1 || threads > 256)
+    throw new UsageError(`--threads must be between 1 and 256 (got ${threads})`);
+  return { codec, level, threads };
+}
+
+function readPem(file: string): string {
+  return fs.readFileSync(file, 'utf8');
+}
+
+/** Everything bundleImage() needs from the flags, except the image itself. */
+export async function bundleOptionsFromFlags(
+  opts: ParsedOptions,
+  ctx: RunContext,
+): Promise<Omit<BundleImageOptions, 'imagePath'>> {
+  const user = parseAccountNumber(opts.str('user')!);
+  const architecture = opts.str('arch') ?? detectArchitecture();
+  if (architecture !== 'i386' && architecture !== 'x86_64') {
+    if (
+      !(await ctx.confirm(
+        `Unsupported architecture [${architecture}]: EC2 instance-store images are i386 or x86_64.`,
+      ))
+    )
+      throw new UsageError('stopped: unsupported architecture not confirmed (pass --batch or -r x86_64)');
+  }
+  const keyFile = opts.str('privatekey')!;
+  const compression = parseCompression(opts);
+  if (compression.codec === 'zstd')
+    ctx.out.warn(
+      'this bundle uses zstd: EC2 cannot register it; amibundle unbundle and verify read it (archives, restores)',
+    );
+  const blockDeviceMapping = parseBlockDeviceMapping(opts.list('blockDeviceMapping'));
+  const productCodes = opts.str('productcodes');
+  const destination = opts.str('destination') ?? '/tmp';
+  return {
+    destination,
+    privateKeyPem: readPem(keyFile),
+    userCertPem: readPem(opts.str('cert')!),
+    ec2CertPem: readPem(findEc2Cert(opts.str('ec2cert'))),
+    user,
+    architecture,
+    kernelId: opts.str('kernel') || undefined,
+    ramdiskId: opts.str('ramdisk') || undefined,
+    ...(productCodes ? { productCodes: [productCodes] } : {}),
+    ...(blockDeviceMapping.length ? { blockDeviceMapping } : {}),
+    sparse: (opts.str('sparse') ?? 'fs') as SparseMode,
+    compression,
+    signal: ctx.signal,
+    out: ctx.out,
+  };
+}
+
+/** The reference's notes about a mapping without `root` or `ami` entries. */
+export function reportMappingGaps(mapping: readonly DeviceMapping[] | undefined, ctx: RunContext): void {
+  if (!mapping?.length) return;
+  for (const entry of ['root', 'ami'])
+    if (!mapping.some((m) => m.virtual === entry))
+      ctx.out.info(`Block-device-mapping has no '${entry}' entry. A launch-time default will be used.`);
+}

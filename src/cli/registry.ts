@@ -1,0 +1,35 @@
+// Every command amibundle has, with the drop-in ec2-ami-tools executable that maps to it.
+// Modules are loaded lazily so that `amibundle --help` does not load the AWS SDK.
+import type { Command } from './command.js';
+
+export interface CommandEntry {
+  readonly name: string;
+  /** ec2-ami-tools executable name, if the command is a drop-in replacement. */
+  readonly tool?: string;
+  readonly summary: string;
+  readonly load: () => Promise<Command>;
+}
+
+export const commands: readonly CommandEntry[] = [
+  {
+    name: 'bundle-image',
+    tool: 'ec2-bundle-image',
+    summary: 'Bundle a disk image into encrypted parts and a signed manifest.',
+    load: async () => (await import('./bundle-image.js')).bundleImageCommand,
+  },
+  {
+    name: 'unbundle',
+    tool: 'ec2-unbundle',
+    summary: 'Restore the image from a bundle, checking every digest; holes are kept.',
+    load: async () => (await import('./unbundle.js')).unbundleCommand,
+  },
+  {
+    name: 'verify',
+    summary: 'Check a bundle end to end (parts, decryption, digest, signature) without writing.',
+    load: async () => (await import('./verify.js')).verifyCommand,
+  },
+];
+
+export function findCommand(name: string): CommandEntry | undefined {
+  return commands.find((c) => c.name === name || c.tool === name);
+}

@@ -1,0 +1,117 @@
+// `amibundle unbundle` / `ec2-unbundle`: flags -> restoreBundle() from a local bundle directory.
+import fs from 'node:fs';
+import path from 'node:path';
+import { DirPartSource } from '../restore/dir-source.js';
+import { restoreBundle } from '../restore/restore.js';
+import type { Command } from './command.js';
+import { readManifestFile } from './manifest-file.js';
+
+export const unbundleCommand: Command = {
+  spec: {
+    name: 'unbundle',
+    tool: 'ec2-unbundle',
+    summary:
+      'Restore the image from a bundle: every part SHA-1 checked, digest and size verified, holes kept.',
+    options: [
+      {
+        name: 'manifest',
+        long: 'manifest',
+        short: 'm',
+        kind: 'string',
+        metavar: 'PATH',
+        path: 'file',
+        required: true,
+        help: "The bundle's manifest (NAME.manifest.xml).",
+      },
+      {
+        name: 'privatekey',
+        long: 'privatekey',
+        short: 'k',
+        kind: 'string',
+        metavar: 'PATH',
+        path: 'file',
+        required: true,
+        help: 'The RSA private key the bundle was made for (PEM).',
+      },
+      {
+        name: 'source',
+        long: 'source',
+        short: 's',
+        kind: 'string',
+        metavar: 'DIRECTORY',
+        path: 'dir',
+        default: 'the current directory',
+        help: 'Directory holding the parts.',
+      },
+      {
+        name: 'destination',
+        long: 'destination',
+        short: 'd',
+        kind: 'string',
+        metavar: 'DIRECTORY',
+        path: 'dir',
+        default: 'the current directory',
+        help: 'Directory the image is written to (as NAME).',
+      },
+      {
+        name: 'ec2Key',
+        long: 'ec2-key',
+        kind: 'flag',
+        help: "-k is EC2's key: unwrap the ec2_encrypted_key/iv copies (for archives made with your own --ec2cert).",
+      },
+      {
+        name: 'verifyCert',
+        long: 'cert',
+        kind: 'string',
+        metavar: 'PATH',
+        path: 'file',
+        help: 'Also require the manifest signature to verify with this certificate.',
+      },
+    ],
+    examples: [
+      'ec2-unbundle -m /mnt/bundle/image.manifest.xml -k pk.pem -s /mnt/bundle -d /mnt/restore',
+      'amibundle unbundle -m image.manifest.xml -k pk.pem --cert cert.pem -d /var/tmp',
+    ],
+    manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). Each part's SHA-1
+is checked before its bytes are used; the parts are decrypted, decompressed and untarred in one
+stream; the tar stream's SHA-1 must equal the manifest's digest and the image size its size. The
+image is written sparse (holes where the archive has them and where whole 4 KiB blocks are zero)
+under a temporary name, and renamed to DEST/NAME only when every check passed. A bundle holding
+anything but one regular file (links, devices, paths, a second file) is refused.`,
+  },
+
+  async run(opts, ctx) {
+    const manifestPath = opts.str('manifest')!;
+    const parsed = readManifestFile(manifestPath);
+    const source = opts.str('source') ?? '.';
+    const destination = path.resolve(opts.str('destination') ?? '.');
+    const certFile = opts.str('verifyCert');
+    ctx.out.event({
+      type: 'start',
+      command: 'unbundle',
+      manifest: manifestPath,
+      name: parsed.manifest.image.name,
+    });
+    const result = await restoreBundle({
+      manifest: parsed,
+      source: new DirPartSource(source),
+      privateKeyPem: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
+      useEc2Key: opts.flag('ec2Key'),
+      ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
+      destination,
+      signal: ctx.signal,
+      out: ctx.out,
+    });
+    ctx.out.info(`Restored ${result.imagePath} (${result.size} bytes, digest ${result.digest})`);
+    ctx.out.event({
+      type: 'done',
+      command: 'unbundle',
+      image: result.imagePath,
+      size: result.size,
+      digest: result.digest,
+      signatureVerified: result.signatureVerified,
+      seconds: result.seconds,
+    });
+    ctx.out.info('Unbundle complete.');
+  },
+};

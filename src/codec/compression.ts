@@ -1,0 +1,59 @@
+// The one compression entry point the bundle and restore pipelines use: gzip (parallel, one member,
+// what EC2 expects) or zstd (amibundle's faster option), each as a back-pressured Duplex stream.
+
+import type { Duplex } from 'node:stream';
+import { createParallelGzip } from './parallel-gzip.js';
+import { createSingleMemberGunzip } from './single-member-gunzip.js';
+import { createZstdCompressor, createZstdDecompressor } from './zstd.js';
+
+export type CompressionCodec = 'gzip' | 'zstd';
+
+export const COMPRESSION_CODECS: readonly CompressionCodec[] = ['gzip', 'zstd'];
+
+/** Level ranges per codec (zstd's 20..22 need huge windows and are left out on purpose). */
+export const LEVEL_RANGE: Readonly<Record<CompressionCodec, { min: number; max: number; default: number }>> = {
+  gzip: { min: 1, max: 9, default: 6 },
+  zstd: { min: 1, max: 19, default: 3 },
+};
+
+export interface CompressorOptions {
+  codec: CompressionCodec;
+  level: number;
+  /** Blocks (gzip) or workers (zstd) compressing at once. */
+  threads: number;
+}
+
+/** Throws RangeError naming the codec and its range when `level` is not allowed. */
+export function checkLevel(codec: CompressionCodec, level: number): void {
+  const range = LEVEL_RANGE[codec];
+  if (!Number.isInteger(level) || level < range.min || level > range.max) {
+    throw new RangeError(
+      `${codec} compression level must be an integer from ${range.min} to ${range.max} (got ${level})`,
+    );
+  }
+}
+
+export function createCompressor(opts: CompressorOptions): Duplex {
+  checkCodec(opts.codec);
+  checkLevel(opts.codec, opts.level);
+  if (!Number.isInteger(opts.threads) || opts.threads < 1) {
+    throw new RangeError(`compression threads must be a positive integer (got ${opts.threads})`);
+  }
+  if (opts.codec === 'gzip') return createParallelGzip({ level: opts.level, threads: opts.threads });
+  return createZstdCompressor({ level: opts.level, threads: opts.threads });
+}
+
+/**
+ * gzip: exactly one member, CRC-32 and length checked, nothing after it (a second member or
+ * trailing bytes are errors). zstd: standard frames with their checksums checked.
+ */
+export function createDecompressor(codec: CompressionCodec): Duplex {
+  checkCodec(codec);
+  return codec === 'gzip' ? createSingleMemberGunzip() : createZstdDecompressor();
+}
+
+function checkCodec(codec: string): asserts codec is CompressionCodec {
+  if (!(COMPRESSION_CODECS as readonly string[]).includes(codec)) {
+    throw new RangeError(`unknown compression codec '${codec}' (expected gzip or zstd)`);
+  }
+}

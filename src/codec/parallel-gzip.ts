@@ -1,0 +1,267 @@
+// Parallel gzip compressor (pigz's design): one standard gzip member whose deflate body is cut into
+// blocks that are compressed concurrently on libuv's threadpool, each primed with the 32 KiB before it.
+
+import os from 'node:os';
+import { Duplex } from 'node:stream';
+import zlib from 'node:zlib';
+
+export interface ParallelGzipOptions {
+  /** zlib level 1..9. */
+  level: number;
+  /** Blocks compressed at once; defaults to the number of cores. */
+  threads?: number;
+  /** Bytes of input per independently deflated block (default 1 MiB, at least 32 KiB). */
+  blockSize?: number;
+}
+
+export const DEFAULT_GZIP_BLOCK_SIZE = 1024 * 1024;
+/** Largest piece pushed downstream: the AES stage after us is fastest with 16-64 KiB chunks. */
+export const MAX_OUTPUT_CHUNK = 64 * 1024;
+/** Deflate's window: how much of the previous block each block may refer back to. */
+const WINDOW = 32 * 1024;
+const MIN_BLOCK_SIZE = WINDOW;
+
+interface Finished {
+  /** Compressed block, not yet pushed from offset `at`. */
+  data: Buffer;
+  at: number;
+}
+
+/**
+ * Duplex stream: raw bytes in, exactly one gzip member out.
+ *
+ * Memory stays bounded whatever the input size: at most `inFlight` blocks are being compressed,
+ * at most twice that many are dispatched but not yet in output order, and input is not accepted
+ * while a block's worth of compressed output is waiting for the reader.
+ */
+export class ParallelGzip extends Duplex {
+  readonly level: number;
+  readonly blockSize: number;
+  /** Blocks handed to the threadpool at once (threads, capped so file I/O keeps a pool thread). */
+  readonly inFlightLimit: number;
+
+  private block: Buffer;
+  private blockFill = 0;
+  /** Last 32 KiB of the previous block: the next block's preset dictionary. */
+  private dictionary: Buffer | undefined;
+  private crc = 0;
+  private inputSize = 0;
+
+  private nextSeq = 0;
+  private nextToQueue = 0;
+  private compressing = 0;
+  private compressingBytes = 0;
+  private readonly done = new Map<number, Buffer>();
+  private doneBytes = 0;
+  private readonly ready: Finished[] = [];
+  private readyBytes = 0;
+  private readonly readyLimit: number;
+
+  private wantsData = false;
+  /** A write (or the final flush) waiting for a free slot. */
+  private held: { chunk: Buffer; callback: (error?: Error | null) => void } | undefined;
+  private heldFinal: ((error?: Error | null) => void) | undefined;
+  private finalDispatched = false;
+  private trailerQueued = false;
+  private ended = false;
+
+  constructor(opts: ParallelGzipOptions) {
+    super({ readableHighWaterMark: MAX_OUTPUT_CHUNK, writableHighWaterMark: MAX_OUTPUT_CHUNK });
+    const { level } = opts;
+    if (!Number.isInteger(level) || level < 1 || level > 9) {
+      throw new RangeError(`gzip level must be an integer from 1 to 9 (got ${level})`);
+    }
+    const threads = opts.threads ?? os.availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new RangeError(`gzip threads must be a positive integer (got ${threads})`);
+    }
+    const blockSize = opts.blockSize ?? DEFAULT_GZIP_BLOCK_SIZE;
+    if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE) {
+      throw new RangeError(`gzip block size must be an integer of at least ${MIN_BLOCK_SIZE} bytes`);
+    }
+    this.level = level;
+    this.blockSize = blockSize;
+    this.inFlightLimit = Math.min(threads, threadpoolLimit());
+    this.readyLimit = blockSize;
+    this.block = Buffer.allocUnsafe(blockSize);
+    this.enqueue(gzipHeader(level));
+  }
+
+  /**
+   * Bytes held inside this stream: input not yet compressed plus compressed output not yet pushed.
+   * The readable and writable buffers of the stream itself are reported by Node separately.
+   */
+  get bufferedBytes(): number {
+    return this.blockFill + this.compressingBytes + this.doneBytes + this.readyBytes;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.held = { chunk, callback };
+    this.pump();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.heldFinal = callback;
+    this.pump();
+  }
+
+  override _read(): void {
+    this.wantsData = true;
+    this.drain();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Blocks already on the threadpool cannot be recalled; their results are dropped on arrival.
+    this.held = undefined;
+    this.heldFinal = undefined;
+    this.done.clear();
+    this.ready.length = 0;
+    this.doneBytes = this.readyBytes = this.blockFill = 0;
+    callback(error);
+  }
+
+  private canDispatch(): boolean {
+    return (
+      this.compressing < this.inFlightLimit &&
+      this.nextSeq - this.nextToQueue < 2 * this.inFlightLimit &&
+      this.readyBytes < this.readyLimit
+    );
+  }
+
+  /** Moves held input into blocks and blocks onto the threadpool while there is room. */
+  private pump(): void {
+    if (this.destroyed) return;
+    const held = this.held;
+    if (held) {
+      let { chunk } = held;
+      while (chunk.length > 0) {
+        if (this.blockFill === this.blockSize) {
+          // A full block is only sent once more input proves it is not the last one.
+          if (!this.canDispatch()) {
+            held.chunk = chunk;
+            return;
+          }
+          this.dispatch(false);
+        }
+        const n = Math.min(chunk.length, this.blockSize - this.blockFill);
+        chunk.copy(this.block, this.blockFill, 0, n);
+        this.blockFill += n;
+        chunk = chunk.subarray(n);
+      }
+      this.held = undefined;
+      held.callback();
+    }
+    if (this.heldFinal && !this.finalDispatched) {
+      if (!this.canDispatch()) return;
+      this.dispatch(true);
+      this.finalDispatched = true;
+    }
+  }
+
+  private dispatch(last: boolean): void {
+    const input = this.block.subarray(0, this.blockFill);
+    this.crc = zlib.crc32(input, this.crc);
+    this.inputSize = (this.inputSize + input.length) % 0x1_0000_0000;
+    const options: zlib.ZlibOptions = {
+      level: this.level,
+      // Room for the whole block in one threadpool round trip, even if it does not compress.
+      chunkSize: Math.max(64 * 1024, input.length + (input.length >>> 8) + 1024),
+      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+    };
+    if (this.dictionary) options.dictionary = this.dictionary;
+    if (!last) {
+      this.dictionary = Buffer.from(input.subarray(input.length - WINDOW));
+      this.block = Buffer.allocUnsafe(this.blockSize);
+    }
+    this.blockFill = 0;
+    const seq = this.nextSeq++;
+    this.compressing++;
+    this.compressingBytes += input.length;
+    zlib.deflateRaw(input, options, (error, output) => {
+      this.compressing--;
+      this.compressingBytes -= input.length;
+      if (this.destroyed) return;
+      if (error) {
+        this.destroy(error);
+        return;
+      }
+      this.done.set(seq, output);
+      this.doneBytes += output.length;
+      this.collect();
+      this.queueTrailer();
+      this.drain();
+      this.pump();
+    });
+  }
+
+  /** Moves finished blocks that are next in order to the output queue. */
+  private collect(): void {
+    for (;;) {
+      const output = this.done.get(this.nextToQueue);
+      if (!output) return;
+      this.done.delete(this.nextToQueue);
+      this.doneBytes -= output.length;
+      this.nextToQueue++;
+      this.enqueue(output);
+    }
+  }
+
+  private queueTrailer(): void {
+    // The final block is last in sequence: once it is queued, so is everything before it.
+    if (this.trailerQueued || this.nextToQueue !== this.nextSeq || !this.finalDispatched) return;
+    const trailer = Buffer.allocUnsafe(8);
+    trailer.writeUInt32LE(this.crc >>> 0, 0);
+    trailer.writeUInt32LE(this.inputSize, 4);
+    this.enqueue(trailer);
+    this.trailerQueued = true;
+  }
+
+  private enqueue(data: Buffer): void {
+    if (data.length === 0) return;
+    this.ready.push({ data, at: 0 });
+    this.readyBytes += data.length;
+  }
+
+  /** Pushes queued output in pieces of at most 64 KiB while the reader wants more. */
+  private drain(): void {
+    while (this.wantsData && this.ready.length > 0) {
+      const head = this.ready[0]!;
+      const end = Math.min(head.data.length, head.at + MAX_OUTPUT_CHUNK);
+      const piece = head.data.subarray(head.at, end);
+      head.at = end;
+      this.readyBytes -= piece.length;
+      if (end === head.data.length) this.ready.shift();
+      this.wantsData = this.push(piece);
+    }
+    if (this.trailerQueued && this.ready.length === 0 && !this.ended) {
+      this.ended = true;
+      const final = this.heldFinal;
+      this.heldFinal = undefined;
+      this.push(null);
+      final?.();
+      return;
+    }
+    // Room in the output queue may let held input move on.
+    if (this.readyBytes < this.readyLimit && (this.held || this.heldFinal)) this.pump();
+  }
+}
+
+export function createParallelGzip(opts: ParallelGzipOptions): ParallelGzip {
+  return new ParallelGzip(opts);
+}
+
+/** The 10-byte member header: no name, no mtime (reproducible output), OS = Unix. */
+export function gzipHeader(level: number): Buffer {
+  const xfl = level === 9 ? 2 : level === 1 ? 4 : 0;
+  return Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, xfl, 0x03]);
+}
+
+/**
+ * Blocks we may put on libuv's threadpool at once: one pool thread is left free so that the file
+ * reads feeding us are not queued behind a second of deflate work.
+ */
+function threadpoolLimit(): number {
+  const size = Number.parseInt(process.env['UV_THREADPOOL_SIZE'] ?? '', 10);
+  const poolSize = Number.isInteger(size) && size > 0 ? size : 4;
+  return Math.max(1, poolSize - 1);
+}

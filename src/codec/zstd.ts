@@ -1,0 +1,185 @@
+// Streaming zstd compress/decompress over zstd-napi's native contexts, with real back-pressure:
+// output leaves in pieces of at most 64 KiB and the native call loop pauses while the reader is full.
+
+import os from 'node:os';
+import { Duplex } from 'node:stream';
+import binding from 'zstd-napi/binding.js';
+import { BundleError } from '../errors.js';
+
+export const ZSTD_DEFAULT_LEVEL = 3;
+export const ZSTD_MAX_LEVEL = 19;
+const OUTPUT_CHUNK = 64 * 1024;
+const HINT = 'the bundle is damaged or was not made by amibundle with zstd; bundle the image again';
+
+export interface ZstdCompressOptions {
+  /** 1..19; default 3. */
+  level?: number;
+  /** Worker threads inside zstd; default the number of cores. At least one, so the event loop never compresses. */
+  threads?: number;
+}
+
+interface Job {
+  input: Buffer;
+  end: boolean;
+  callback: (error?: Error | null) => void;
+}
+
+/**
+ * A Duplex driven by a synchronous native step function. A step consumes some input and fills at
+ * most one 64 KiB output buffer; the loop stops while the reader does not want more output.
+ */
+abstract class SteppedDuplex extends Duplex {
+  private job: Job | undefined;
+  private wantsData = false;
+  private running = false;
+  private out = Buffer.allocUnsafe(OUTPUT_CHUNK);
+
+  constructor() {
+    super({ readableHighWaterMark: OUTPUT_CHUNK, writableHighWaterMark: OUTPUT_CHUNK });
+  }
+
+  /** One native call: returns bytes consumed, bytes produced into `out`, and whether the job is complete. */
+  protected abstract step(
+    out: Buffer,
+    input: Buffer,
+    end: boolean,
+  ): { consumed: number; produced: number; complete: boolean };
+
+  /** Called once all input has been processed and the reader has everything; may throw. */
+  protected abstract atEnd(): void;
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.job = { input: chunk, end: false, callback };
+    this.run();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.job = { input: Buffer.alloc(0), end: true, callback };
+    this.run();
+  }
+
+  override _read(): void {
+    this.wantsData = true;
+    this.run();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.job = undefined;
+    callback(error);
+  }
+
+  private run(): void {
+    // push() may call _read synchronously; the outer loop carries on instead of nesting.
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.job && this.wantsData && !this.destroyed) {
+        const job = this.job;
+        let result;
+        try {
+          result = this.step(this.out, job.input, job.end);
+        } catch (error) {
+          this.job = undefined;
+          job.callback(error as Error);
+          return;
+        }
+        job.input = job.input.subarray(result.consumed);
+        if (result.produced > 0) {
+          const piece = this.out.subarray(0, result.produced);
+          this.out = Buffer.allocUnsafe(OUTPUT_CHUNK);
+          this.wantsData = this.push(piece);
+        }
+        if (!result.complete) continue;
+        this.job = undefined;
+        if (job.end) {
+          try {
+            this.atEnd();
+          } catch (error) {
+            job.callback(error as Error);
+            return;
+          }
+          this.push(null);
+        }
+        job.callback();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+/** zstd compressor: one frame with content checksum, compressed by zstd's own worker threads. */
+export class ZstdCompressor extends SteppedDuplex {
+  private readonly cctx = new binding.CCtx();
+
+  constructor(opts: ZstdCompressOptions = {}) {
+    super();
+    const level = opts.level ?? ZSTD_DEFAULT_LEVEL;
+    checkZstdLevel(level);
+    const threads = opts.threads ?? os.availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new RangeError(`zstd threads must be a positive integer (got ${threads})`);
+    }
+    this.cctx.setParameter(binding.CParameter.compressionLevel, level);
+    this.cctx.setParameter(binding.CParameter.checksumFlag, 1);
+    this.cctx.setParameter(binding.CParameter.nbWorkers, threads);
+  }
+
+  protected step(out: Buffer, input: Buffer, end: boolean): { consumed: number; produced: number; complete: boolean } {
+    const [remaining, produced, consumed] = this.cctx.compressStream2(
+      out,
+      input,
+      end ? binding.EndDirective.end : binding.EndDirective.continue,
+    );
+    // Mid-stream a job is complete once its input is taken; at the end, once zstd has nothing left.
+    const complete = end ? remaining === 0 : consumed === input.length;
+    return { consumed, produced, complete };
+  }
+
+  protected atEnd(): void {}
+}
+
+/** zstd decompressor: any sequence of standard frames; truncation and garbage are errors. */
+export class ZstdDecompressor extends SteppedDuplex {
+  private readonly dctx = new binding.DCtx();
+  private inFrame = false;
+  private sawFrame = false;
+
+  protected step(out: Buffer, input: Buffer, end: boolean): { consumed: number; produced: number; complete: boolean } {
+    if (end) return { consumed: 0, produced: 0, complete: true };
+    let result: [number, number, number];
+    try {
+      result = this.dctx.decompressStream(out, input);
+    } catch (error) {
+      throw new BundleError(`zstd data is corrupt (${(error as Error).message})`, HINT, { cause: error });
+    }
+    const [hint, produced, consumed] = result;
+    // A call that moved nothing reports what the next frame needs; it says nothing of the last one.
+    if (consumed > 0 || produced > 0) {
+      this.sawFrame = true;
+      this.inFrame = hint !== 0;
+    }
+    // A full output buffer may mean more output is waiting inside zstd, unless the frame is done.
+    const complete = consumed === input.length && (produced < out.length || hint === 0);
+    return { consumed, produced, complete };
+  }
+
+  protected atEnd(): void {
+    if (!this.sawFrame) throw new BundleError('zstd data is empty', HINT);
+    if (this.inFrame) throw new BundleError('zstd data is truncated', HINT);
+  }
+}
+
+export function checkZstdLevel(level: number): void {
+  if (!Number.isInteger(level) || level < 1 || level > ZSTD_MAX_LEVEL) {
+    throw new RangeError(`zstd level must be an integer from 1 to ${ZSTD_MAX_LEVEL} (got ${level})`);
+  }
+}
+
+export function createZstdCompressor(opts: ZstdCompressOptions = {}): ZstdCompressor {
+  return new ZstdCompressor(opts);
+}
+
+export function createZstdDecompressor(): ZstdDecompressor {
+  return new ZstdDecompressor();
+}

@@ -1,0 +1,213 @@
+// Reads a manifest of any version the reference reads (FORMAT.md §6), refusing hostile XML (DTDs,
+// entities, oversize files) and inconsistent content, and keeps the raw signed substrings so
+// signatures are checked over the file's own bytes.
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { BundleError } from '../errors.js';
+import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
+import { signedRegion } from './signed-region.js';
+
+export interface ParsedManifest {
+  readonly manifest: Manifest;
+  /** The manifest file's bytes, as read. */
+  readonly raw: Buffer;
+  /** Bytes the signature covers: machine_configuration + image substrings (image only for v3). */
+  readonly signedData: Buffer;
+}
+
+/** Far above any real manifest (≈150 bytes per part, ≤ ~1100 parts), far below harm. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+type Node = Record<string, unknown>;
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  // Values like 012345678901 and 1e5 must stay strings.
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: false,
+  processEntities: true,
+  htmlEntities: false,
+  isArray: (name) => ['part', 'mapping', 'product_code', 'ancestor_ami_id'].includes(name),
+});
+
+function child(node: unknown, name: string): unknown {
+  if (node === null || typeof node !== 'object') return undefined;
+  return (node as Node)[name];
+}
+
+/** Text of an element: a plain string, or the `#text` of an element that has attributes. */
+function text(node: unknown): string | undefined {
+  if (typeof node === 'string') return node;
+  if (node !== null && typeof node === 'object') {
+    const t = (node as Node)['#text'];
+    if (typeof t === 'string') return t;
+    if (t === undefined && Object.keys(node).every((k) => k.startsWith('@_'))) return '';
+  }
+  return undefined;
+}
+
+function attr(node: unknown, name: string): string | undefined {
+  const v = child(node, `@_${name}`);
+  return typeof v === 'string' ? v : undefined;
+}
+
+function required(node: unknown, path: string): string {
+  const v = text(node)?.trim();
+  if (v === undefined || v === '') throw new BundleError(`invalid manifest: ${path} is missing or empty`);
+  return v;
+}
+
+function decimal(node: unknown, path: string): number {
+  const v = required(node, path);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)))
+    throw new BundleError(`invalid manifest: ${path} '${v}' is not a whole number`);
+  return Number(v);
+}
+
+function hex(node: unknown, path: string): string {
+  const v = required(node, path).replace(/\s+/g, '');
+  if (!/^[0-9a-fA-F]+$/.test(v)) throw new BundleError(`invalid manifest: ${path} is not hexadecimal`);
+  return v.toLowerCase();
+}
+
+function optionalText(node: unknown): string | undefined {
+  const v = text(node)?.trim();
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function list(node: unknown): unknown[] {
+  return Array.isArray(node) ? node : node === undefined ? [] : [node];
+}
+
+/** A part file name must name a file in the bundle's own directory or prefix, nothing else. */
+export function checkPartFileName(name: string): string {
+  if (
+    name === '' ||
+    name === '.' ||
+    name === '..' ||
+    name.includes('/') ||
+    name.includes('\\') ||
+    name.includes('\0') ||
+    name.startsWith('..')
+  )
+    throw new BundleError(`invalid manifest: part file name '${name}' is not a plain file name`);
+  return name;
+}
+
+function parseParts(partsNode: unknown): ManifestPart[] {
+  const parts = list(child(partsNode, 'part')).map((p, i): ManifestPart => {
+    const indexText = attr(p, 'index');
+    if (indexText === undefined || !/^\d+$/.test(indexText))
+      throw new BundleError(`invalid manifest: part #${i + 1} has no valid index`);
+    return {
+      index: Number(indexText),
+      filename: checkPartFileName(required(child(p, 'filename'), 'image/parts/part/filename')),
+      digest: hex(child(p, 'digest'), 'image/parts/part/digest'),
+    };
+  });
+  if (parts.length === 0) throw new BundleError('invalid manifest: it lists no parts');
+  parts.sort((a, b) => a.index - b.index);
+  parts.forEach((p, i) => {
+    if (p.index !== i)
+      throw new BundleError(
+        `invalid manifest: part indices must run 0..${parts.length - 1} without gaps or repeats (found ${p.index} at position ${i})`,
+      );
+    if (!/^[0-9a-f]{40}$/.test(p.digest))
+      throw new BundleError(`invalid manifest: part ${i} digest is not a SHA-1 (40 hex digits)`);
+  });
+  const names = new Set(parts.map((p) => p.filename));
+  if (names.size !== parts.length) throw new BundleError('invalid manifest: two parts share a file name');
+  const count = attr(partsNode, 'count');
+  if (count !== undefined && Number(count) !== parts.length)
+    throw new BundleError(`invalid manifest: parts count='${count}' but ${parts.length} parts are listed`);
+  return parts;
+}
+
+export function parseManifest(input: Buffer | string): ParsedManifest {
+  const raw = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
+  if (raw.length > MAX_MANIFEST_BYTES)
+    throw new BundleError(`manifest is ${raw.length} bytes; no real manifest is over ${MAX_MANIFEST_BYTES}`);
+  const doc = raw.toString('utf8');
+  if (doc.includes('\uFFFD')) throw new BundleError('manifest is not valid UTF-8');
+  // DTDs and entity declarations have no place in a manifest and enable expansion attacks.
+  if (/<!DOCTYPE|<!ENTITY/i.test(doc))
+    throw new BundleError('manifest contains a DTD or entity declaration; refusing to read it');
+  if (!/^\s*<\?xml|^\s*</.test(doc))
+    throw new BundleError('manifest is not XML (an encrypted legacy manifest? decrypt it first)');
+  const valid = XMLValidator.validate(doc);
+  if (valid !== true)
+    throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
+  const tree = parser.parse(doc) as Node;
+  const rootName = Object.keys(tree).find((k) => !k.startsWith('?'));
+  const root = rootName ? tree[rootName] : undefined;
+  const image = child(root, 'image');
+  if (image === undefined || typeof image !== 'object')
+    throw new BundleError('invalid manifest: no <image> element');
+  const version = optionalText(child(root, 'version')) ?? '';
+  const mcNode = child(root, 'machine_configuration');
+  const bundlerNode = child(root, 'bundler');
+  const digestNode = child(image, 'digest');
+  const keyNode = child(image, 'user_encrypted_key');
+  const compression = optionalText(child(image, 'compression'));
+  if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd')
+    throw new BundleError(`manifest names compression '${compression}', which amibundle does not know`);
+  const mappings = list(child(child(mcNode, 'block_device_mapping'), 'mapping')).map((m): DeviceMapping => ({
+    virtual: required(child(m, 'virtual'), 'block_device_mapping/mapping/virtual'),
+    device: required(child(m, 'device'), 'block_device_mapping/mapping/device'),
+  }));
+  const productCodes = list(child(child(mcNode, 'product_codes'), 'product_code'))
+    .map(optionalText)
+    .filter((c): c is string => c !== undefined);
+  const ancestry = list(child(child(image, 'ancestry'), 'ancestor_ami_id'))
+    .map(optionalText)
+    .filter((c): c is string => c !== undefined);
+  const manifest: Manifest = {
+    version,
+    ...(bundlerNode !== undefined
+      ? {
+          bundler: {
+            name: optionalText(child(bundlerNode, 'name')) ?? '',
+            version: optionalText(child(bundlerNode, 'version')) ?? '',
+            release: optionalText(child(bundlerNode, 'release')) ?? '',
+          },
+        }
+      : {}),
+    ...(mcNode !== undefined
+      ? {
+          machineConfiguration: {
+            architecture: optionalText(child(mcNode, 'architecture')),
+            ...(mappings.length ? { blockDeviceMapping: mappings } : {}),
+            kernelId: optionalText(child(mcNode, 'kernel_id')),
+            ramdiskId: optionalText(child(mcNode, 'ramdisk_id')),
+            ...(productCodes.length ? { productCodes } : {}),
+          },
+        }
+      : {}),
+    image: {
+      name: required(child(image, 'name'), 'image/name'),
+      user: optionalText(child(image, 'user')) ?? '',
+      type: optionalText(child(image, 'type')) ?? 'machine',
+      kernelName: optionalText(child(image, 'kernel_name')),
+      ...(ancestry.length ? { ancestry } : {}),
+      digest: hex(digestNode, 'image/digest'),
+      digestAlgorithm: attr(digestNode, 'algorithm') ?? 'SHA1',
+      size: decimal(child(image, 'size'), 'image/size'),
+      bundledSize: decimal(child(image, 'bundled_size'), 'image/bundled_size'),
+      ec2EncryptedKey: optionalText(child(image, 'ec2_encrypted_key')) ?? '',
+      userEncryptedKey: optionalText(keyNode) ?? '',
+      ec2EncryptedIv: optionalText(child(image, 'ec2_encrypted_iv')) ?? '',
+      userEncryptedIv: optionalText(child(image, 'user_encrypted_iv')) ?? '',
+      keyAlgorithm: attr(keyNode, 'algorithm') ?? 'AES-128-CBC',
+      ...(compression ? { compression } : {}),
+      parts: parseParts(child(image, 'parts')),
+    },
+    signature: optionalText(child(root, 'signature')),
+  };
+  if (manifest.image.digestAlgorithm.toUpperCase() !== 'SHA1')
+    throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
+  if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')
+    throw new BundleError(`manifest key algorithm '${manifest.image.keyAlgorithm}' is not AES-128-CBC`);
+  const isV3 = version.trim() === '3' || (mcNode === undefined && parseInt(version, 10) === 3);
+  return { manifest, raw, signedData: signedRegion(raw, !isV3) };
+}

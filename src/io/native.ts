@@ -1,0 +1,50 @@
+// Loads the optional N-API addon (native/amibundle_native.c) built by `npm install`; callers get
+// `undefined` when it is missing or disabled with AMIBUNDLE_NO_NATIVE=1 and use their TypeScript fallback.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeAddon {
+  /** Data regions by lseek(SEEK_DATA/SEEK_HOLE), flat: [off0, len0, off1, len1, ...], clipped to size.
+   * Throws an Error whose `code` is the errno name (EINVAL when the filesystem refuses SEEK_DATA). */
+  dataExtents(fd: number, size: number): number[];
+  /** One byte per `blockSize` block of `buf` (the last may be short): 1 when all its bytes are zero. */
+  zeroBlocks(buf: Uint8Array, blockSize: number): Uint8Array;
+}
+
+export interface AddonLoad {
+  readonly addon?: NativeAddon;
+  /** Why it did not load, for debug output. */
+  readonly error?: string;
+}
+
+// Same relative path from src/io/native.ts (tests) and dist/io/native.js (the installed CLI).
+const ADDON_URL = new URL('../../native/build/Release/amibundle_native.node', import.meta.url);
+
+let loaded: AddonLoad | undefined;
+
+function isAddon(m: unknown): m is NativeAddon {
+  if (typeof m !== 'object' || m === null) return false;
+  const r = m as Record<string, unknown>;
+  return typeof r.dataExtents === 'function' && typeof r.zeroBlocks === 'function';
+}
+
+/** Loads the addon file once, whatever AMIBUNDLE_NO_NATIVE says (tests use it to see the build worked). */
+export function loadAddon(): AddonLoad {
+  if (loaded) return loaded;
+  try {
+    const mod: unknown = createRequire(import.meta.url)(fileURLToPath(ADDON_URL));
+    loaded = isAddon(mod) ? { addon: mod } : { error: 'addon lacks dataExtents/zeroBlocks' };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    loaded = {
+      error: code === 'MODULE_NOT_FOUND' ? 'not built' : err instanceof Error ? err.message : String(err),
+    };
+  }
+  return loaded;
+}
+
+/** The addon to use now, or undefined: not built, failed to load, or AMIBUNDLE_NO_NATIVE=1. */
+export function nativeAddon(): NativeAddon | undefined {
+  if (process.env.AMIBUNDLE_NO_NATIVE === '1') return undefined;
+  return loadAddon().addon;
+}

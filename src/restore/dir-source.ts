@@ -1,0 +1,41 @@
+// A PartSource reading parts from a local directory.
+import fs from 'node:fs';
+import path from 'node:path';
+import { BundleError, MissingFileError } from '../errors.js';
+import { checkPartFileName } from '../format/manifest-reader.js';
+import type { PartSource } from './part-source.js';
+
+/** Parts are 10 MiB; anything far larger is not a part and would only exhaust memory. */
+export const MAX_PART_BYTES = 64 * 1024 * 1024;
+
+export class DirPartSource implements PartSource {
+  readonly description: string;
+
+  constructor(private readonly dir: string) {
+    this.description = dir;
+  }
+
+  async readPart(filename: string, _index: number): Promise<Buffer> {
+    const file = path.join(this.dir, checkPartFileName(filename));
+    let handle: fs.promises.FileHandle;
+    try {
+      handle = await fs.promises.open(file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new MissingFileError(
+          `part file ${file} is missing`,
+          'point -s/--source at the directory holding the bundle parts',
+        );
+      throw err;
+    }
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new BundleError(`part ${file} is not a regular file`);
+      if (stat.size > MAX_PART_BYTES)
+        throw new BundleError(`part ${file} is ${stat.size} bytes; bundle parts are at most 10 MiB`);
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
+}

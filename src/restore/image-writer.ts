@@ -1,0 +1,102 @@
+// Writes the restored image into a private temporary file at the offsets the tar member gives,
+// leaving holes where the archive has none and, for plain members, where a whole 4 KiB block is
+// zero: the restored file reads the same bytes and uses no disk for empty space. The file gets
+// its final name only after every check passed.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { zeroBlocks } from '../io/zero-scan.js';
+import type { TarMember } from '../format/tar-reader.js';
+
+const HOLE_BLOCK = 4096;
+
+export class ImageWriter {
+  private handle: fs.promises.FileHandle | undefined;
+  private readonly tempPath: string;
+  private readonly finalPath: string;
+  private writtenBytes = 0;
+
+  constructor(
+    destination: string,
+    private readonly member: TarMember,
+  ) {
+    this.finalPath = path.join(destination, member.name);
+    this.tempPath = path.join(
+      destination,
+      `.${member.name.slice(0, 100)}.amibundle-${crypto.randomBytes(6).toString('hex')}.partial`,
+    );
+  }
+
+  get path(): string {
+    return this.finalPath;
+  }
+
+  get bytesWritten(): number {
+    return this.writtenBytes;
+  }
+
+  async open(): Promise<void> {
+    this.handle = await fs.promises.open(this.tempPath, 'wx', 0o600);
+  }
+
+  async write(offset: number, chunk: Buffer): Promise<void> {
+    const handle = this.handle!;
+    if (this.member.sparseMap) {
+      await writeFully(handle, chunk, offset);
+      this.writtenBytes += chunk.length;
+      return;
+    }
+    // Skip whole zero blocks aligned to the file, write the rest in runs.
+    const lead = (HOLE_BLOCK - (offset % HOLE_BLOCK)) % HOLE_BLOCK;
+    const headLen = Math.min(lead, chunk.length);
+    if (headLen > 0) await this.writeRun(chunk.subarray(0, headLen), offset);
+    const body = chunk.subarray(headLen);
+    const fullBlocks = Math.floor(body.length / HOLE_BLOCK);
+    const zeros = zeroBlocks(body.subarray(0, fullBlocks * HOLE_BLOCK), HOLE_BLOCK);
+    let runStart = -1;
+    for (let b = 0; b <= fullBlocks; b++) {
+      const isData = b < fullBlocks && zeros[b] === 0;
+      if (isData && runStart < 0) runStart = b;
+      if (!isData && runStart >= 0) {
+        await this.writeRun(
+          body.subarray(runStart * HOLE_BLOCK, b * HOLE_BLOCK),
+          offset + headLen + runStart * HOLE_BLOCK,
+        );
+        runStart = -1;
+      }
+    }
+    const tail = body.subarray(fullBlocks * HOLE_BLOCK);
+    if (tail.length > 0) await this.writeRun(tail, offset + headLen + fullBlocks * HOLE_BLOCK);
+  }
+
+  private async writeRun(run: Buffer, offset: number): Promise<void> {
+    await writeFully(this.handle!, run, offset);
+    this.writtenBytes += run.length;
+  }
+
+  /** Sets the apparent size (trailing holes), mode and mtime, then renames into place. */
+  async commit(): Promise<string> {
+    const handle = this.handle!;
+    await handle.truncate(this.member.size);
+    await handle.chmod(this.member.mode & 0o777);
+    await handle.utimes(this.member.mtime, this.member.mtime);
+    await handle.close();
+    this.handle = undefined;
+    await fs.promises.rename(this.tempPath, this.finalPath);
+    return this.finalPath;
+  }
+
+  async discard(): Promise<void> {
+    if (this.handle) await this.handle.close().catch(() => undefined);
+    this.handle = undefined;
+    await fs.promises.rm(this.tempPath, { force: true });
+  }
+}
+
+async function writeFully(handle: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}

@@ -1,0 +1,11 @@
+// Where the parts of a bundle are read from when restoring or verifying: a local directory or S3.
+
+export interface PartSource {
+  /** Human description for messages. */
+  readonly description: string;
+  /**
+   * The whole part as one buffer (parts are at most 10 MiB): its SHA-1 is checked before any
+   * byte of it is used. Rejects with a clear error when the part is missing.
+   */
+  readPart(filename: string, index: number): Promise<Buffer>;
+}

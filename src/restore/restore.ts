@@ -1,0 +1,210 @@
+// restoreBundle(): parts (each SHA-1 checked before use) -> AES-128-CBC⁻¹ -> decompress -> untar
+// into a sparse file, hashing the tar stream on the way; the image gets its final name only when
+// the digest, sizes and (optionally) the signature all check out. Without a destination it is
+// `verify`: every check, nothing written.
+import crypto from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { silentReporter } from '../cli/reporter.js';
+import { createAesDecryptor } from '../codec/aes-cbc.js';
+import { createDecompressor } from '../codec/compression.js';
+import { aesMaterial, createUnwrapper } from '../crypto/key-wrap.js';
+import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
+import { verifyHex } from '../crypto/signature.js';
+import { BundleError } from '../errors.js';
+import type { ManifestPart } from '../format/manifest.js';
+import { TarMemberReader, type TarMember } from '../format/tar-reader.js';
+import { ImageWriter } from './image-writer.js';
+import type { PartSource } from './part-source.js';
+import type { RestoreOptions, RestoreResult } from './restore-options.js';
+
+/** Parts read ahead of the decryptor: enough to keep it busy, few enough to bound memory. */
+const READ_AHEAD = 3;
+
+/** Checks the signature when a certificate is given; returns whether it was checked. */
+function checkSignature(opts: Pick<RestoreOptions, 'certPem' | 'manifest'>): boolean {
+  if (!opts.certPem) return false;
+  const cert = loadCertificate(opts.certPem, 'certificate (--cert)');
+  const signature = opts.manifest.manifest.signature;
+  if (!signature) throw new BundleError('the manifest has no signature');
+  if (!verifyHex(cert.publicKey, opts.manifest.signedData, signature))
+    throw new BundleError(
+      'the manifest signature does not verify with the given certificate: the manifest was altered or signed by another key',
+    );
+  return true;
+}
+
+function unwrapKeys(opts: RestoreOptions): { key: Buffer; iv: Buffer } {
+  const img = opts.manifest.manifest.image;
+  const unwrapper = createUnwrapper(loadPrivateKey(opts.privateKeyPem, 'private key (-k)'));
+  const [keyHex, ivHex, who] = opts.useEc2Key
+    ? [img.ec2EncryptedKey, img.ec2EncryptedIv, 'ec2']
+    : [img.userEncryptedKey, img.userEncryptedIv, 'user'];
+  if (!keyHex || !ivHex) throw new BundleError(`the manifest has no ${who}_encrypted_key/iv`);
+  return {
+    key: aesMaterial(unwrapper.unwrap(keyHex, `${who}_encrypted_key`), `${who}_encrypted_key`),
+    iv: aesMaterial(unwrapper.unwrap(ivHex, `${who}_encrypted_iv`), `${who}_encrypted_iv`),
+  };
+}
+
+/** Reads parts in order with a bounded read-ahead, refusing any whose SHA-1 or total size is off. */
+async function* verifiedParts(
+  source: PartSource,
+  parts: readonly ManifestPart[],
+  bundledSize: number,
+  onPart: (index: number, size: number) => void,
+): AsyncGenerator<Buffer> {
+  const pending: Promise<Buffer>[] = [];
+  let next = 0;
+  const fill = (): void => {
+    while (pending.length < READ_AHEAD && next < parts.length) {
+      const p = parts[next++]!;
+      const read = source.readPart(p.filename, p.index);
+      read.catch(() => undefined); // surfaced when awaited below, in order
+      pending.push(read);
+    }
+  };
+  let total = 0;
+  for (const part of parts) {
+    fill();
+    const data = await pending.shift()!;
+    const sha1 = crypto.createHash('sha1').update(data).digest('hex');
+    if (sha1 !== part.digest)
+      throw new BundleError(
+        `part ${part.filename} is corrupt: SHA-1 ${sha1} does not match the manifest's ${part.digest}`,
+        'download or copy the part again',
+      );
+    total += data.length;
+    if (total > bundledSize)
+      throw new BundleError(`the parts hold more than the manifest's bundled_size of ${bundledSize} bytes`);
+    onPart(part.index, data.length);
+    yield data;
+  }
+  if (total !== bundledSize)
+    throw new BundleError(`the parts hold ${total} bytes but the manifest's bundled_size is ${bundledSize}`);
+}
+
+/** Consumes the tar stream: hashes it and hands the one member's data to the image writer. */
+class UntarSink extends Writable {
+  readonly sha1 = crypto.createHash('sha1');
+  member: TarMember | undefined;
+  writer: ImageWriter | undefined;
+  private readonly reader: TarMemberReader;
+
+  constructor(destination: string | undefined, expectedSize: number, onMember: (m: TarMember) => void) {
+    super({ highWaterMark: 4 });
+    this.reader = new TarMemberReader({
+      member: async (m) => {
+        if (m.size !== expectedSize)
+          throw new BundleError(
+            `the image in the bundle is ${m.size} bytes but the manifest says ${expectedSize}`,
+          );
+        this.member = m;
+        onMember(m);
+        if (destination !== undefined) {
+          this.writer = new ImageWriter(destination, m);
+          await this.writer.open();
+        }
+      },
+      data: async (offset, chunk) => {
+        if (this.writer) await this.writer.write(offset, chunk);
+      },
+    });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.sha1.update(chunk);
+    this.reader.write(chunk).then(() => done(), done);
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    try {
+      this.reader.finish();
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+}
+
+export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult> {
+  const started = process.hrtime.bigint();
+  const out = opts.out ?? silentReporter;
+  const m = opts.manifest.manifest;
+  const signatureVerified = checkSignature(opts);
+  const { key, iv } = unwrapKeys(opts);
+  if (m.image.bundledSize % 16 !== 0)
+    throw new BundleError(
+      `the manifest's bundled_size ${m.image.bundledSize} is not a multiple of the AES block`,
+    );
+
+  const sink = new UntarSink(opts.destination, m.image.size, (member) => {
+    if (member.name !== m.image.name)
+      out.warn(`the image inside is named '${member.name}' while the manifest names '${m.image.name}'`);
+  });
+  let done = 0;
+  try {
+    await pipeline(
+      Readable.from(
+        verifiedParts(opts.source, m.image.parts, m.image.bundledSize, (index, size) => {
+          done += size;
+          out.event({ type: 'part', index, size, verified: true });
+          out.progress({
+            phase: opts.destination ? 'restore' : 'verify',
+            done,
+            total: m.image.bundledSize,
+            unit: 'bytes',
+          });
+        }),
+        { objectMode: false, highWaterMark: 1 },
+      ),
+      createAesDecryptor(key, iv),
+      createDecompressor(m.image.compression ?? 'gzip'),
+      sink,
+      ...(opts.signal ? [{ signal: opts.signal }] : []),
+    );
+    out.endProgress();
+    const digest = sink.sha1.digest('hex');
+    if (digest !== m.image.digest)
+      throw new BundleError(`invalid digest, expected ${m.image.digest} received ${digest}`);
+    const imagePath = sink.writer ? await sink.writer.commit() : undefined;
+    return {
+      ...(imagePath ? { imagePath } : {}),
+      memberName: sink.member!.name,
+      size: sink.member!.size,
+      digest,
+      partsChecked: m.image.parts.length,
+      signatureVerified,
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    };
+  } catch (err) {
+    out.endProgress();
+    await sink.writer?.discard();
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'Z_DATA_ERROR')
+      throw new BundleError(
+        `the decrypted data is not valid compressed data (${err.message}): wrong key or corrupt bundle`,
+      );
+    throw err;
+  }
+}
+
+/** Checks what can be checked without the private key: signature (with a cert) and every part. */
+export async function verifyParts(
+  opts: Pick<RestoreOptions, 'manifest' | 'source' | 'certPem' | 'signal' | 'out'>,
+): Promise<{ partsChecked: number; signatureVerified: boolean }> {
+  const out = opts.out ?? silentReporter;
+  const m = opts.manifest.manifest;
+  const signatureVerified = checkSignature(opts);
+  let done = 0;
+  for await (const part of verifiedParts(opts.source, m.image.parts, m.image.bundledSize, (index, size) => {
+    done += size;
+    out.event({ type: 'part', index, size, verified: true });
+    out.progress({ phase: 'verify', done, total: m.image.bundledSize, unit: 'bytes' });
+  })) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    void part;
+  }
+  out.endProgress();
+  return { partsChecked: m.image.parts.length, signatureVerified };
+}
