@@ -1,0 +1,156 @@
+// Hostile or broken bundles are refused by ec2-unbundle with one clear line and exit 254, and
+// nothing is written into the destination or anywhere else.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '../../src/format/manifest.js';
+import type { MemberInfo } from '../../src/format/tar-header.js';
+import { runCli } from '../support/cli.js';
+import { craftBundle, tarOfMembers, type CraftOptions } from '../support/craft-bundle.js';
+import { keysDir, tempDir } from '../support/fixtures.js';
+
+let tmp: { dir: string; remove: () => void };
+beforeAll(() => {
+  tmp = tempDir('hostile');
+});
+afterAll(() => tmp.remove());
+
+const file = (name: string, size = 1024): MemberInfo => ({ name, mode: 0o644, mtime: 1400000000, size });
+
+async function expectRefused(
+  label: string,
+  tar: Buffer,
+  message: RegExp,
+  opts: CraftOptions & { code?: number; mutate?: (bundleDir: string) => void } = {},
+): Promise<void> {
+  const work = fs.mkdtempSync(path.join(tmp.dir, `${label}-`));
+  const bundle = path.join(work, 'bundle');
+  const dest = path.join(work, 'dest');
+  fs.mkdirSync(bundle);
+  fs.mkdirSync(dest);
+  const manifest = craftBundle(bundle, 'img', tar, opts);
+  opts.mutate?.(bundle);
+  const r = await runCli('ec2-unbundle', [
+    '-m',
+    manifest,
+    '-k',
+    path.join(keysDir, 'user-key.pem'),
+    '-s',
+    bundle,
+    '-d',
+    dest,
+  ]);
+  expect(r.code, r.stderr).toBe(opts.code ?? 254);
+  expect(r.stderr).toMatch(/^ERROR: /);
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(fs.readdirSync(dest)).toEqual([]);
+  expect(fs.readdirSync(work).sort()).toEqual(['bundle', 'dest']);
+}
+
+const good = tarOfMembers([{ info: file('img') }]);
+
+describe('unbundle refuses hostile part names', () => {
+  it('a part name with a slash', () =>
+    expectRefused('slash', good, /part file name 'sub\/img\.part\.0' is not a plain file name/, {
+      partNames: () => 'sub/img.part.0',
+    }));
+  it('a part name with a backslash', () =>
+    expectRefused('backslash', good, /not a plain file name/, { partNames: () => 'x\\img.part.0' }));
+  it('a part name of ..', () =>
+    expectRefused('dotdot', good, /not a plain file name/, { partNames: () => '..' }));
+});
+
+describe('unbundle refuses hostile tar members', () => {
+  it('a member with a path', () =>
+    expectRefused('path', tarOfMembers([{ info: file('dir/img') }]), /tar member 'dir\/img' has a path/));
+  it('an absolute member name', () =>
+    expectRefused('abs', tarOfMembers([{ info: file('/etc/img') }]), /has a path/));
+  it('a member escaping with ..', () =>
+    expectRefused('escape', tarOfMembers([{ info: file('../escape') }]), /has a path/));
+  it('a member named ..', () =>
+    expectRefused('dots', tarOfMembers([{ info: file('..') }]), /is not a file name/));
+  for (const [flag, what] of [
+    ['1', 'a hard link'],
+    ['2', 'a symbolic link'],
+    ['3', 'a character device'],
+    ['4', 'a block device'],
+    ['5', 'a directory'],
+    ['6', 'a fifo'],
+  ] as const)
+    it(`a member that is ${what}`, () =>
+      expectRefused(
+        `type${flag}`,
+        tarOfMembers([{ info: file('img', 0), typeflag: flag }]),
+        new RegExp(`holds ${what}`),
+        {
+          size: 0,
+        },
+      ));
+  it('two members', () =>
+    expectRefused(
+      'two',
+      tarOfMembers([{ info: file('img') }, { info: file('img2') }]),
+      /more than one file/,
+    ));
+  it('a truncated tar stream', () =>
+    expectRefused(
+      'trunc',
+      tarOfMembers([{ info: file('img') }], false),
+      /truncated \(no end-of-archive marker\)/,
+    ));
+  it('data after the end of the archive', () =>
+    expectRefused(
+      'extra',
+      Buffer.concat([good, Buffer.from('extra data')]),
+      /unexpected data after the end/,
+    ));
+});
+
+describe('unbundle refuses bundles that disagree with their manifest', () => {
+  it('image size', () => expectRefused('size', good, /1024 bytes but the manifest says 999/, { size: 999 }));
+  it('digest', () =>
+    expectRefused('digest', good, /invalid digest, expected 0{40} received [0-9a-f]{40}/, {
+      digest: '0'.repeat(40),
+    }));
+  it('bundled_size', () =>
+    expectRefused('bsize', good, /bundled_size/, {
+      editModel: (m: Manifest) => ({ ...m, image: { ...m.image, bundledSize: m.image.bundledSize + 16 } }),
+    }));
+  it('parts count attribute', () =>
+    expectRefused('count', good, /parts count='2' but 1 parts are listed/, {
+      editManifest: (xml) => xml.replace("<parts count='1'>", "<parts count='2'>"),
+    }));
+  it('a gap in part indices', () =>
+    expectRefused('gap', good, /part indices must run/, {
+      editManifest: (xml) => xml.replace("<part index='0'>", "<part index='1'>"),
+    }));
+  it('a corrupted part', () =>
+    expectRefused('corrupt', good, /part img\.part\.0 is corrupt: SHA-1/, {
+      mutate: (dir) => {
+        const p = path.join(dir, 'img.part.0');
+        const b = fs.readFileSync(p);
+        b[5] = b[5]! ^ 0xff;
+        fs.writeFileSync(p, b);
+      },
+    }));
+  it('a truncated part', () =>
+    expectRefused('short', good, /is corrupt: SHA-1/, {
+      mutate: (dir) => fs.truncateSync(path.join(dir, 'img.part.0'), 16),
+    }));
+  it('a missing part (exit 2)', () =>
+    expectRefused('missing', good, /part file .*img\.part\.0 is missing/, {
+      code: 2,
+      mutate: (dir) => fs.rmSync(path.join(dir, 'img.part.0')),
+    }));
+  it('a manifest with a DTD and entities', () =>
+    expectRefused('dtd', good, /DTD or entity declaration/, {
+      editManifest: (xml) =>
+        xml.replace("<?xml version='1.0'?>", "<?xml version='1.0'?><!DOCTYPE m [<!ENTITY x 'y'>]>"),
+    }));
+  it('a manifest that is not XML', () =>
+    expectRefused('notxml', good, /not well-formed XML|not XML/, {
+      editManifest: (xml) => xml.slice(0, 200),
+    }));
+});
