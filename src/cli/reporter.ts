@@ -1,6 +1,8 @@
 // How a command talks to people and machines. Text mode prints plain lines on stdout (the
 // reference's progress messages) and warnings on stderr; `--json` prints one JSON event per line
-// on stdout instead; `--quiet` keeps only errors. Progress bars appear only on a terminal.
+// on stdout instead; `--quiet` keeps only errors. Progress bars (cli-progress) appear only when
+// stdout is a terminal.
+import cliProgress from 'cli-progress';
 
 export type OutputMode = 'text' | 'json' | 'quiet';
 
@@ -53,9 +55,10 @@ class StreamReporter implements Reporter {
   readonly debugEnabled: boolean;
   private readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
   private readonly stderr: NodeJS.WritableStream;
-  private readonly started = Date.now();
   private lastProgressAt = 0;
-  private progressShown = false;
+  private bar: cliProgress.SingleBar | undefined;
+  private barPhase: string | undefined;
+  private barStarted = 0;
 
   constructor(opts: ReporterOptions) {
     this.mode = opts.mode;
@@ -90,33 +93,55 @@ class StreamReporter implements Reporter {
   }
 
   progress(p: ProgressUpdate): void {
-    const now = Date.now();
-    const final = p.total !== undefined && p.done >= p.total;
-    if (!final && now - this.lastProgressAt < 250) return;
-    this.lastProgressAt = now;
     if (this.mode === 'json') {
+      const now = Date.now();
+      const final = p.total !== undefined && p.done >= p.total;
+      if (!final && now - this.lastProgressAt < 1000) return;
+      this.lastProgressAt = now;
       this.event({ type: 'progress', phase: p.phase, done: p.done, total: p.total, unit: p.unit });
       return;
     }
     if (this.mode !== 'text' || !this.stdout.isTTY) return;
-    const seconds = Math.max((now - this.started) / 1000, 0.001);
-    const rate = p.done / seconds;
-    const show = (n: number): string => (p.unit === 'bytes' ? formatBytes(n) : `${n} parts`);
-    let text = `${p.phase}: ${show(p.done)}`;
-    if (p.total !== undefined && p.total > 0) {
-      const pct = Math.min(100, (p.done / p.total) * 100);
-      const eta = rate > 0 ? Math.max(0, (p.total - p.done) / rate) : 0;
-      text += ` of ${show(p.total)} (${pct.toFixed(0)}%), ETA ${eta.toFixed(0)} s`;
+    if (!this.bar || this.barPhase !== p.phase) {
+      this.endProgress();
+      this.barPhase = p.phase;
+      this.barStarted = Date.now();
+      this.bar = new cliProgress.SingleBar(
+        {
+          stream: this.stdout,
+          format: `${p.phase} [{bar}] {percentage}% | {done} of {all} | {rate} | ETA {eta_formatted}`,
+          barsize: 30,
+          hideCursor: true,
+          clearOnComplete: true,
+          fps: 5,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(p.total ?? 0, p.done, this.barPayload(p));
+      return;
     }
-    if (p.unit === 'bytes') text += `, ${formatBytes(rate)}/s`;
-    this.stdout.write(`\r\x1b[2K${text}`);
-    this.progressShown = true;
+    if (p.total !== undefined) this.bar.setTotal(p.total);
+    this.bar.update(p.done, this.barPayload(p));
+  }
+
+  private barPayload(p: ProgressUpdate): Record<string, string> {
+    const show = (n: number): string => (p.unit === 'bytes' ? formatBytes(n) : `${n} parts`);
+    const seconds = Math.max((Date.now() - this.barStarted) / 1000, 0.001);
+    return {
+      done: show(p.done),
+      all: p.total !== undefined ? show(p.total) : '?',
+      rate:
+        p.unit === 'bytes'
+          ? `${formatBytes(p.done / seconds)}/s`
+          : `${(p.done / seconds).toFixed(1)} parts/s`,
+    };
   }
 
   endProgress(): void {
-    if (!this.progressShown) return;
-    this.progressShown = false;
-    this.stdout.write('\r\x1b[2K');
+    if (!this.bar) return;
+    this.bar.stop();
+    this.bar = undefined;
+    this.barPhase = undefined;
   }
 }
 
