@@ -8,6 +8,7 @@
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
       "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra"],
       "cflags!": ["-O2", "-O1", "-O0"],
+      "libraries": ["-ldl"],
       "xcode_settings": {
         "GCC_OPTIMIZATION_LEVEL": "3",
         "OTHER_CFLAGS": ["-std=gnu11"]

@@ -11,10 +11,11 @@ export type CompressionCodec = 'gzip' | 'zstd';
 export const COMPRESSION_CODECS: readonly CompressionCodec[] = ['gzip', 'zstd'];
 
 /** Level ranges per codec (zstd's 20..22 need huge windows and are left out on purpose). */
-export const LEVEL_RANGE: Readonly<Record<CompressionCodec, { min: number; max: number; default: number }>> = {
-  gzip: { min: 1, max: 9, default: 6 },
-  zstd: { min: 1, max: 19, default: 3 },
-};
+export const LEVEL_RANGE: Readonly<Record<CompressionCodec, { min: number; max: number; default: number }>> =
+  {
+    gzip: { min: 1, max: 9, default: 6 },
+    zstd: { min: 1, max: 19, default: 3 },
+  };
 
 export interface CompressorOptions {
   codec: CompressionCodec;

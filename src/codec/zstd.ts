@@ -125,7 +125,11 @@ export class ZstdCompressor extends SteppedDuplex {
     this.cctx.setParameter(binding.CParameter.nbWorkers, threads);
   }
 
-  protected step(out: Buffer, input: Buffer, end: boolean): { consumed: number; produced: number; complete: boolean } {
+  protected step(
+    out: Buffer,
+    input: Buffer,
+    end: boolean,
+  ): { consumed: number; produced: number; complete: boolean } {
     const [remaining, produced, consumed] = this.cctx.compressStream2(
       out,
       input,
@@ -145,7 +149,11 @@ export class ZstdDecompressor extends SteppedDuplex {
   private inFrame = false;
   private sawFrame = false;
 
-  protected step(out: Buffer, input: Buffer, end: boolean): { consumed: number; produced: number; complete: boolean } {
+  protected step(
+    out: Buffer,
+    input: Buffer,
+    end: boolean,
+  ): { consumed: number; produced: number; complete: boolean } {
     if (end) return { consumed: 0, produced: 0, complete: true };
     let result: [number, number, number];
     try {

@@ -9,6 +9,16 @@ export interface NativeAddon {
   dataExtents(fd: number, size: number): number[];
   /** One byte per `blockSize` block of `buf` (the last may be short): 1 when all its bytes are zero. */
   zeroBlocks(buf: Uint8Array, blockSize: number): Uint8Array;
+  /**
+   * One raw-deflate block with the system zlib on libuv's threadpool, primed with `dictionary`,
+   * ended with a sync flush, or Z_FINISH when `last`. Present only when libz.so.1 loaded.
+   */
+  deflateBlock?(
+    input: Uint8Array,
+    dictionary: Uint8Array | null,
+    level: number,
+    last: boolean,
+  ): Promise<Buffer>;
 }
 
 export interface AddonLoad {

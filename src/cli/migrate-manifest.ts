@@ -1,0 +1,279 @@
+// `amibundle migrate-manifest` / `ec2-migrate-manifest`: flags -> the migrate library, plus the
+// file side: refuse early, confirm, back up to P.bak, replace P atomically.
+import fs from 'node:fs';
+import { findEc2Cert, type Partition } from '../crypto/ec2-cert.js';
+import { AmiError, BundleError, ExitCode, MissingFileError, UsageError } from '../errors.js';
+import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
+import { writeFileAtomic } from '../migrate/atomic-file.js';
+import {
+  authenticate,
+  chooseIds,
+  loadMigrationKeys,
+  readSourceManifest,
+  rebuildManifest,
+  type SourceManifest,
+} from '../migrate/migrate.js';
+import type { Command } from './command.js';
+
+const PARTITIONS: readonly Partition[] = ['aws', 'aws-cn', 'aws-us-gov'];
+
+/** The partition a region is in, which decides the EC2 certificate when none is named. */
+export function partitionOfRegion(region: string): Partition {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  return 'aws';
+}
+
+function readManifestBytes(file: string): Buffer {
+  const size = fs.statSync(file).size;
+  if (size > MAX_MANIFEST_BYTES)
+    throw new BundleError(`Bad manifest '${file}': ${size} bytes is not a bundle manifest`);
+  return fs.readFileSync(file);
+}
+
+function readSource(file: string, raw: Buffer): SourceManifest {
+  try {
+    return readSourceManifest(raw);
+  } catch (err) {
+    if (err instanceof BundleError) throw new BundleError(`Bad manifest '${file}': ${err.message}`, err.hint);
+    throw err;
+  }
+}
+
+export const migrateManifestCommand: Command = {
+  spec: {
+    name: 'migrate-manifest',
+    tool: 'ec2-migrate-manifest',
+    summary:
+      "Re-wrap a bundle's key for another EC2 certificate (partition), change kernel/ramdisk, re-sign; keeps P.bak.",
+    options: [
+      {
+        name: 'cert',
+        long: 'cert',
+        short: 'c',
+        kind: 'string',
+        metavar: 'PATH',
+        path: 'file',
+        required: true,
+        help: 'Your certificate (PEM): the existing signature must verify with it.',
+      },
+      {
+        name: 'privatekey',
+        long: 'privatekey',
+        short: 'k',
+        kind: 'string',
+        metavar: 'PATH',
+        path: 'file',
+        required: true,
+        help: "Your private key (PEM): unwraps the bundle's key to re-wrap it for EC2, and re-signs.",
+      },
+      {
+        name: 'manifest',
+        long: 'manifest',
+        short: 'm',
+        kind: 'string',
+        metavar: 'PATH',
+        path: 'file',
+        required: true,
+        help: 'The manifest to migrate; rewritten in place, the original kept as PATH.bak.',
+      },
+      {
+        name: 'accessKey',
+        long: 'access-key',
+        short: 'a',
+        kind: 'string',
+        metavar: 'USER',
+        noop: 'only the retired automatic mapping used it',
+        help: 'AWS access key id.',
+      },
+      {
+        name: 'secretKey',
+        long: 'secret-key',
+        short: 's',
+        kind: 'string',
+        metavar: 'PASSWORD',
+        noop: 'only the retired automatic mapping used it',
+        help: 'AWS secret access key.',
+      },
+      {
+        name: 'ec2cert',
+        long: 'ec2cert',
+        kind: 'string',
+        metavar: 'PATH',
+        path: 'file',
+        default: "the certificate of --partition, else of --region's partition, else aws",
+        help: "The target EC2 certificate: the bundle's key and IV are wrapped to it anew (ec2-ami-tools ignored this flag).",
+      },
+      {
+        name: 'partition',
+        long: 'partition',
+        kind: 'string',
+        metavar: 'PARTITION',
+        choices: PARTITIONS,
+        default: "--region's partition, else aws",
+        help: 'Use the EC2 certificate of this partition (shipped with amibundle, or from $EC2_AMITOOL_HOME).',
+      },
+      {
+        name: 'kernel',
+        long: 'kernel',
+        kind: 'string',
+        metavar: 'KERNEL_ID',
+        help: "The kernel id (aki-…) for the target region; '' removes it.",
+      },
+      {
+        name: 'ramdisk',
+        long: 'ramdisk',
+        kind: 'string',
+        metavar: 'RAMDISK_ID',
+        help: "The ramdisk id (ari-…) for the target region; '' removes it.",
+      },
+      {
+        name: 'mapping',
+        long: 'mapping',
+        kind: 'flag',
+        negatable: true,
+        default: 'on, which fails when the manifest has a kernel or ramdisk not given explicitly',
+        help: 'Automatic kernel/ramdisk mapping is not supported (the API it used is gone): pass --kernel/--ramdisk, or --no-mapping to drop the ids not given.',
+      },
+      {
+        name: 'region',
+        long: 'region',
+        kind: 'string',
+        metavar: 'REGION',
+        help: "The target region, e.g. cn-north-1: picks its partition's EC2 certificate and is named in the final message.",
+      },
+    ],
+    examples: [
+      'ec2-migrate-manifest -m /mnt/bundle/image.manifest.xml -c cert.pem -k pk.pem --region cn-north-1 --kernel aki-12345678',
+      'amibundle migrate-manifest -m image.manifest.xml -c cert.pem -k pk.pem --partition aws-us-gov --no-mapping --batch',
+    ],
+    manual: `Rewrites a local bundle manifest for use in another region or partition, keeping the original as
+PATH.bak. Steps:
+
+  * read the manifest (versions 3, 2007-08-29 and 2007-10-10) and check its signature with -c,
+    over the file's own bytes and, failing that, over ec2-ami-tools' re-serialised form;
+    failure: "Bad manifest 'PATH': Manifest fails authentication." (exit 254);
+  * refuse (exit 2) if PATH.bak exists, before anything is changed;
+  * choose the kernel and ramdisk: --kernel/--ramdisk win; ids not given are dropped with
+    --no-mapping (after a confirmation, which --batch accepts). Automatic mapping is NOT
+    supported: ec2-ami-tools found matching ids through EC2 API calls (Signature Version 1) that
+    AWS has retired, so a manifest with a kernel or ramdisk needs --kernel/--ramdisk or
+    --no-mapping (exit 1 otherwise); -a and -s are accepted and ignored;
+  * unwrap the bundle's AES key and IV from the user copies with -k and wrap them again to the
+    target EC2 certificate (--ec2cert, else the shipped certificate of --partition or --region's
+    partition). ec2-ami-tools accepted --ec2cert but never used it, so its migrated manifests
+    could not be decrypted by EC2 in a partition with another key; amibundle re-wraps. The
+    user copies are kept as they are;
+  * rebuild the manifest as version 2007-10-10 (older versions get type "machine", version 3
+    also architecture "i386"), bundler fields copied, sign it with -k;
+  * copy the original to PATH.bak, then replace PATH in one step (temporary file + rename).
+
+The parts are not touched: the same parts work with the migrated manifest.`,
+  },
+
+  async run(opts, ctx) {
+    const file = opts.str('manifest')!;
+    const region = opts.str('region');
+    const explicitEc2 = opts.str('ec2cert');
+    const partitionFlag = opts.str('partition') as Partition | undefined;
+    if (region !== undefined && !/^[a-z]{2}(-[a-z0-9]+)+$/.test(region))
+      throw new UsageError(
+        `--region has invalid value '${region}': expected a region name such as eu-west-1`,
+      );
+    if (explicitEc2 && partitionFlag)
+      throw new UsageError('--ec2cert and --partition may not both be provided');
+    if (partitionFlag && region && partitionOfRegion(region) !== partitionFlag)
+      throw new UsageError(
+        `--region ${region} is in partition ${partitionOfRegion(region)}, not --partition ${partitionFlag}`,
+      );
+    if (opts.has('accessKey') || opts.has('secretKey'))
+      ctx.out.warn('-a/-s are ignored: they served only the automatic mapping, which is not supported');
+    const partition = partitionFlag ?? (region ? partitionOfRegion(region) : 'aws');
+    const ec2CertPath = findEc2Cert(explicitEc2, partition);
+    const keys = loadMigrationKeys({
+      privateKey: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
+      userCert: fs.readFileSync(opts.str('cert')!, 'utf8'),
+      ec2Cert: fs.readFileSync(ec2CertPath, 'utf8'),
+    });
+    ctx.out.event({ type: 'start', command: 'migrate-manifest', manifest: file });
+
+    const raw = readManifestBytes(file);
+    const source = readSource(file, raw);
+    const how = authenticate(source, keys.userCert);
+    if (!how) throw new BundleError(`Bad manifest '${file}': Manifest fails authentication.`);
+    if (how === 'rexml')
+      ctx.out.debug('signature verified over the REXML re-serialisation, not the raw bytes');
+
+    const backup = `${file}.bak`;
+    if (fs.existsSync(backup))
+      throw new AmiError(
+        `backup file ${backup} already exists; nothing was changed`,
+        ExitCode.missingFile,
+        'move it away (it may hold the original from an earlier migration) and run again',
+      );
+
+    const kernel = opts.str('kernel');
+    const ramdisk = opts.str('ramdisk');
+    const ids = chooseIds(source.parsed.manifest.machineConfiguration, {
+      mapping: opts.flagIfGiven('mapping') ?? true,
+      ...(kernel !== undefined ? { kernel } : {}),
+      ...(ramdisk !== undefined ? { ramdisk } : {}),
+    });
+    const migrated = rebuildManifest(source, { ...keys, ids });
+    if (source.parsed.manifest.image.compression === 'zstd')
+      ctx.out.warn('this bundle uses zstd: EC2 cannot register it, wherever its key is wrapped to');
+    if (ids.removed.length > 0) {
+      const ok = await ctx.confirm(
+        `This operation will remove the kernel and/or ramdisk associated with the AMI (${ids.removed.join(', ')}). This may cause the AMI to fail to launch unless you specify an appropriate kernel and ramdisk at launch time.`,
+      );
+      if (!ok)
+        throw new UsageError(
+          'stopped: removing the kernel/ramdisk was not confirmed; nothing was changed',
+          'pass --kernel/--ramdisk to set ids, or --batch to accept',
+        );
+    }
+
+    // Replace the file a symlink points to, as writing in place did, not the link.
+    let target = file;
+    try {
+      target = fs.realpathSync(file);
+    } catch (err) {
+      throw new MissingFileError(`cannot resolve ${file}: ${(err as Error).message}`);
+    }
+    const mode = fs.statSync(target).mode & 0o777;
+    ctx.out.info('Backing up manifest...');
+    writeFileAtomic(
+      backup,
+      raw,
+      { mode, overwrite: false },
+      'move it away (it may hold the original from an earlier migration) and run again',
+      'backup file',
+    );
+    try {
+      writeFileAtomic(target, migrated.bytes, { mode, overwrite: true });
+    } catch (err) {
+      // The original is untouched (the write is atomic); a stale backup would block the rerun.
+      fs.rmSync(backup, { force: true });
+      throw err;
+    }
+    const mc = migrated.manifest.machineConfiguration;
+    const where =
+      region ?? (explicitEc2 ? `regions whose EC2 certificate is ${explicitEc2}` : `partition ${partition}`);
+    ctx.out.info(`Successfully migrated ${file}`);
+    ctx.out.info(`It is now suitable for use in ${where}.`);
+    ctx.out.event({
+      type: 'done',
+      command: 'migrate-manifest',
+      manifest: file,
+      backup,
+      sourceVersion: source.versionClass,
+      signatureCheckedOver: how,
+      ec2Cert: ec2CertPath,
+      partition: explicitEc2 ? undefined : partition,
+      region,
+      kernelId: mc?.kernelId,
+      ramdiskId: mc?.ramdiskId,
+      removed: ids.removed,
+    });
+  },
+};
