@@ -1,6 +1,6 @@
 // Every command amibundle has, with the drop-in ec2-ami-tools executable that maps to it.
 // Modules are loaded lazily so that `amibundle --help` does not load the AWS SDK.
-import type { Command } from "./command.js";
+import type { Command } from './command.js';
 
 export interface CommandEntry {
   readonly name: string;
@@ -12,44 +12,44 @@ export interface CommandEntry {
 
 export const commands: readonly CommandEntry[] = [
   {
-    name: "bundle-image",
-    tool: "ec2-bundle-image",
-    summary: "Bundle a disk image into encrypted parts and a signed manifest.",
-    load: async () => (await import("./bundle-image.js")).bundleImageCommand,
+    name: 'bundle-image',
+    tool: 'ec2-bundle-image',
+    summary: 'Bundle a disk image into encrypted parts and a signed manifest.',
+    load: async () => (await import('./bundle-image.js')).bundleImageCommand,
   },
   {
-    name: "unbundle",
-    tool: "ec2-unbundle",
-    summary:
-      "Restore the image from a bundle, checking every digest; holes are kept.",
-    load: async () => (await import("./unbundle.js")).unbundleCommand,
+    name: 'bundle-vol',
+    tool: 'ec2-bundle-vol',
+    summary: 'Copy a live system (or a directory) into a bootable image and bundle it.',
+    load: async () => (await import('./bundle-vol.js')).bundleVolCommand,
   },
   {
-    name: "verify",
-    summary:
-      "Check a bundle end to end (parts, decryption, digest, signature) without writing.",
-    load: async () => (await import("./verify.js")).verifyCommand,
+    name: 'unbundle',
+    tool: 'ec2-unbundle',
+    summary: 'Restore the image from a bundle, checking every digest; holes are kept.',
+    load: async () => (await import('./unbundle.js')).unbundleCommand,
   },
   {
-    name: "migrate-manifest",
-    tool: "ec2-migrate-manifest",
-    summary:
-      "Re-wrap a bundle's key for another partition's EC2 certificate, set kernel/ramdisk, re-sign.",
-    load: async () =>
-      (await import("./migrate-manifest.js")).migrateManifestCommand,
+    name: 'verify',
+    summary: 'Check a bundle end to end (parts, decryption, digest, signature) without writing.',
+    load: async () => (await import('./verify.js')).verifyCommand,
   },
   {
-    name: "keygen",
-    summary:
-      "Create an RSA key and a self-signed certificate for signing bundles (-k/-c).",
-    load: async () => (await import("./keygen.js")).keygenCommand,
+    name: 'migrate-manifest',
+    tool: 'ec2-migrate-manifest',
+    summary: "Re-wrap a bundle's key for another partition's EC2 certificate, set kernel/ramdisk, re-sign.",
+    load: async () => (await import('./migrate-manifest.js')).migrateManifestCommand,
   },
   {
-    name: "ec2-ami-tools-version",
-    tool: "ec2-ami-tools-version",
-    summary:
-      "Print the compatible ec2-ami-tools and manifest versions, and amibundle's.",
-    load: async () => (await import("./tools-version.js")).toolsVersionCommand,
+    name: 'keygen',
+    summary: 'Create an RSA key and a self-signed certificate for signing bundles (-k/-c).',
+    load: async () => (await import('./keygen.js')).keygenCommand,
+  },
+  {
+    name: 'ec2-ami-tools-version',
+    tool: 'ec2-ami-tools-version',
+    summary: 'Print the compatible ec2-ami-tools and manifest versions, and amibundle\'s.',
+    load: async () => (await import('./tools-version.js')).toolsVersionCommand,
   },
 ];
 
