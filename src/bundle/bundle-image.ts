@@ -4,7 +4,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { silentReporter } from '../cli/reporter.js';
 import { createAesEncryptor } from '../codec/aes-cbc.js';
@@ -23,7 +24,42 @@ import type { BundleImageOptions, BundleResult } from './bundle-options.js';
 import { DirPartSink } from './dir-sink.js';
 import type { StoredPart } from './part-sink.js';
 import { PartSplitter } from './part-splitter.js';
-import { tarStream, type TarStreamResult } from './tar-stream.js';
+import { READ_SIZE, tarStream, type TarStreamResult } from './tar-stream.js';
+import { BufferRing } from './buffer-ring.js';
+
+/** Read buffers in flight between the image and the compressor. */
+const READ_BUFFERS = 8;
+
+/**
+ * Writes the tar stream into the compressor with back-pressure, handing each read buffer back to
+ * the ring once the compressor has consumed it. Stops (and fails) when the rest of the pipeline does.
+ */
+async function feed(
+  chunks: AsyncGenerator<Buffer>,
+  into: Writable,
+  ring: BufferRing,
+  downstream: Promise<void>,
+): Promise<void> {
+  const failed = downstream.then(
+    () => new Promise<never>(() => undefined),
+    (err: unknown) => Promise.reject(err instanceof Error ? err : new Error(String(err))),
+  );
+  try {
+    for await (const chunk of chunks) {
+      const consumed = new Promise<void>((resolve, reject) =>
+        into.write(chunk, (err) => (err ? reject(err) : resolve())),
+      );
+      consumed.catch(() => undefined); // the pipeline reports the error
+      ring.release(chunk, consumed);
+      if (into.writableNeedDrain) await Promise.race([once(into, 'drain'), failed]);
+    }
+    into.end();
+  } catch (err) {
+    into.destroy(err instanceof Error ? err : new Error(String(err)));
+    await downstream.catch(() => undefined);
+    throw err;
+  }
+}
 
 /** EC2's limit for instance-store root devices. */
 export const EC2_IMAGE_SIZE_LIMIT = 10 * 1024 * 1024 * 1024;
@@ -88,19 +124,27 @@ export async function bundleImage(opts: BundleImageOptions): Promise<BundleResul
     const splitter = new PartSplitter(sink, (index, d) =>
       out.event({ type: 'part', index, size: d.size, sha1: d.sha1 }),
     );
-    await pipeline(
-      Readable.from(
-        tarStream(image, member, plan.extents, tar, (n) => {
-          done += n;
-          out.progress({ phase: 'bundle', done, total: plan.dataBytes, unit: 'bytes' });
-        }),
-        { objectMode: false, highWaterMark: 2 },
-      ),
-      createCompressor(opts.compression),
+    const compressor = createCompressor(opts.compression);
+    const downstream = pipeline(
+      compressor,
       createAesEncryptor(Buffer.from(keyHex, 'hex'), Buffer.from(ivHex, 'hex')),
       splitter,
       ...(opts.signal ? [{ signal: opts.signal }] : []),
     );
+    // Read buffers are reused: each goes back to the ring once the compressor has copied it.
+    const ring = new BufferRing(READ_BUFFERS, READ_SIZE);
+    const chunks = tarStream(
+      image,
+      member,
+      plan.extents,
+      tar,
+      (n) => {
+        done += n;
+        out.progress({ phase: 'bundle', done, total: plan.dataBytes, unit: 'bytes' });
+      },
+      () => ring.acquire(),
+    );
+    await Promise.all([feed(chunks, compressor, ring, downstream), downstream]);
     out.endProgress();
 
     const count = splitter.parts.length;

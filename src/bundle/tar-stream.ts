@@ -13,7 +13,7 @@ import {
 } from '../format/tar-header.js';
 
 /** Large reads keep syscalls few; 1 MiB is also a good unit for the parallel compressor. */
-const READ_SIZE = 1024 * 1024;
+export const READ_SIZE = 1024 * 1024;
 
 export interface TarStreamResult {
   /** SHA-1 (hex) of every byte produced. */
@@ -32,6 +32,8 @@ export async function* tarStream(
   extents: readonly Extent[],
   result: TarStreamResult,
   onData?: (bytes: number) => void,
+  /** Where read buffers come from (a BufferRing); default: a fresh buffer per read. */
+  acquire?: () => Promise<Buffer>,
 ): AsyncGenerator<Buffer> {
   const sha1 = crypto.createHash('sha1');
   let length = 0;
@@ -47,7 +49,7 @@ export async function* tarStream(
     const end = extent.offset + extent.length;
     while (position < end) {
       const want = Math.min(READ_SIZE, end - position);
-      const buf = Buffer.allocUnsafe(want);
+      const buf = acquire ? (await acquire()).subarray(0, want) : Buffer.allocUnsafe(want);
       let got = 0;
       while (got < want) {
         const { bytesRead } = await image.read(buf, got, want - got, position + got);

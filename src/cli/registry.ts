@@ -46,6 +46,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./keygen.js')).keygenCommand,
   },
   {
+    name: 'bench',
+    summary: 'Measure throughput: each stage alone, then bundle-image and unbundle end to end.',
+    load: async () => (await import('./bench.js')).benchCommand,
+  },
+  {
     name: 'ec2-ami-tools-version',
     tool: 'ec2-ami-tools-version',
     summary: 'Print the compatible ec2-ami-tools and manifest versions, and amibundle\'s.',

@@ -50,6 +50,16 @@ function formatBytes(n: number): string {
   return `${n} B`;
 }
 
+/** Peak RSS and CPU time of this process so far (resourceUsage reports KiB and microseconds). */
+function resourcesSoFar(): { maxRssBytes: number; userSeconds: number; systemSeconds: number } {
+  const usage = process.resourceUsage();
+  return {
+    maxRssBytes: usage.maxRSS * 1024,
+    userSeconds: usage.userCPUTime / 1e6,
+    systemSeconds: usage.systemCPUTime / 1e6,
+  };
+}
+
 class StreamReporter implements Reporter {
   readonly mode: OutputMode;
   readonly debugEnabled: boolean;
@@ -89,7 +99,9 @@ class StreamReporter implements Reporter {
 
   event(e: JsonEvent): void {
     if (this.mode !== 'json') return;
-    this.stdout.write(`${JSON.stringify({ ...e, time: new Date().toISOString() })}\n`);
+    // Every command's final event carries what the run cost: `amibundle bench` reads it.
+    const extra = e.type === 'done' ? { resources: resourcesSoFar() } : {};
+    this.stdout.write(`${JSON.stringify({ ...e, ...extra, time: new Date().toISOString() })}\n`);
   }
 
   progress(p: ProgressUpdate): void {

@@ -44,6 +44,11 @@ export class ParallelGzip extends Duplex {
 
   private block: Buffer;
   private blockFill = 0;
+  /**
+   * Block buffers whose compression finished, for reuse: fresh memory costs a page fault per
+   * 4 KiB on first touch (about 1.5 ms per MiB here), more than the copy into the block itself.
+   */
+  private readonly spareBlocks: Buffer[] = [];
   /** Last 32 KiB of the previous block: the next block's preset dictionary. */
   private dictionary: Buffer | undefined;
   private crc = 0;
@@ -167,9 +172,10 @@ export class ParallelGzip extends Duplex {
     this.crc = zlib.crc32(input, this.crc);
     this.inputSize = (this.inputSize + input.length) % 0x1_0000_0000;
     const dictionary = this.dictionary;
+    const block = this.block;
     if (!last) {
       this.dictionary = Buffer.from(input.subarray(input.length - WINDOW));
-      this.block = Buffer.allocUnsafe(this.blockSize);
+      this.block = this.spareBlocks.pop() ?? Buffer.allocUnsafe(this.blockSize);
     }
     this.blockFill = 0;
     const seq = this.nextSeq++;
@@ -178,6 +184,7 @@ export class ParallelGzip extends Duplex {
     deflateBlock(input, this.level, dictionary, last, (error, output) => {
       this.compressing--;
       this.compressingBytes -= input.length;
+      if (!last && this.spareBlocks.length < this.inFlightLimit + 1) this.spareBlocks.push(block);
       if (this.destroyed) return;
       if (error || !output) {
         this.destroy(error ?? new Error('deflate produced no output'));

@@ -1,0 +1,671 @@
+#!/usr/bin/env node
+// npm run bench: amibundle against the reference pipelines on real ext4 images, in one run, with the
+// targets of issue 3 marked PASS/MISS (information, not a test). Images are built once with
+// ../shared/bench/make-image.sh into /var/tmp/amibundle-bench/ and reused; everything else is
+// written to a run directory there and removed at the end. The report goes to stdout, progress to
+// stderr. Every process is measured from outside with GNU time (wall here, CPU and peak RSS of the
+// largest process in the tree from wait4()), ours and the references alike.
+import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = path.join(root, 'bin/amibundle.js');
+const makeImage = path.resolve(root, '../shared/bench/make-image.sh');
+const imagesDir = '/var/tmp/amibundle-bench';
+const GNU_TIME = '/usr/bin/time';
+const MIB = 1024 * 1024;
+const cpus = os.availableParallelism();
+const started = Date.now();
+
+const log = (msg) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}\n`);
+
+function fail(msg) {
+  process.stderr.write(`ERROR: ${msg}\n`);
+  process.exit(1);
+}
+
+function have(tool) {
+  return spawnSync('bash', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+function checkTools() {
+  const needed = [
+    ['tar', 'tar'],
+    ['gzip', 'gzip'],
+    ['gunzip', 'gzip'],
+    ['pigz', 'pigz'],
+    ['openssl', 'openssl'],
+    ['split', 'coreutils'],
+    ['sha1sum', 'coreutils'],
+    ['mke2fs', 'e2fsprogs'],
+    [GNU_TIME, 'time'],
+  ];
+  const missing = needed.filter(([tool]) => !have(tool));
+  if (missing.length > 0)
+    fail(
+      `missing tools: ${missing.map(([t]) => t).join(', ')}; install them with: apt-get install -y --no-install-recommends ${[...new Set(missing.map(([, p]) => p))].join(' ')}`,
+    );
+  if (!fs.existsSync(makeImage)) fail(`${makeImage} not found: the benchmark images are built with it`);
+}
+
+function build() {
+  log('building dist/ (tsc -p tsconfig.build.json)...');
+  const r = spawnSync(
+    process.execPath,
+    [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: root,
+      encoding: 'utf8',
+    },
+  );
+  if (r.status !== 0) {
+    if (!fs.existsSync(path.join(root, 'dist/cli/main.js')))
+      fail(`the build failed:\n${r.stdout}${r.stderr}`);
+    log(`WARNING: tsc reported errors; measuring what it emitted:\n${r.stdout}`);
+  }
+}
+
+/** Builds an image once (under a temporary name, so a failed build is never reused). */
+function ensureImage(name, make) {
+  const file = path.join(imagesDir, name);
+  if (fs.existsSync(file)) {
+    log(`reusing ${file}`);
+    return file;
+  }
+  const temp = `${file}.building`;
+  fs.rmSync(temp, { force: true });
+  log(`building ${file}...`);
+  make(temp);
+  fs.renameSync(temp, file);
+  return file;
+}
+
+function makeExt4(out, sizeMiB, fill) {
+  execFileSync('bash', [makeImage, out, String(sizeMiB), String(fill)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+function warm(file) {
+  log(`reading ${path.basename(file)} into the page cache...`);
+  execFileSync('bash', ['-c', 'cat "$1" > /dev/null', 'warm', file]);
+}
+
+/**
+ * Runs argv under GNU time: wall seconds measured here, user/system CPU and peak RSS (largest
+ * process of the tree, as wait4() reports it) from GNU time.
+ */
+function measure(argv, env = {}) {
+  const resFile = path.join(run, `time-${crypto.randomBytes(4).toString('hex')}`);
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(GNU_TIME, ['-f', '%U %S %M', '-o', resFile, '--', ...argv], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    maxBuffer: 256 * MIB,
+  });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const timeOut = fs.existsSync(resFile) ? fs.readFileSync(resFile, 'utf8').trim().split('\n').pop() : '';
+  fs.rmSync(resFile, { force: true });
+  if (r.status !== 0)
+    throw new Error(`${argv.slice(0, 3).join(' ')}… failed (exit ${r.status}): ${r.stderr.trim()}`);
+  const [user, sys, rssKiB] = timeOut.split(' ').map(Number);
+  return { wall, user, sys, cpu: user + sys, rss: rssKiB * 1024, stdout: r.stdout };
+}
+
+function events(stdout) {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
+}
+
+// ---- the runs ----------------------------------------------------------------------------------
+
+const results = new Map();
+const record = (id, r) => {
+  results.set(id, r);
+  log(
+    `${id}: ${r.wall.toFixed(2)} s, CPU ${r.cpu.toFixed(2)} s, peak RSS ${(r.rss / MIB).toFixed(1)} MiB${r.size ? `, ${r.size} bytes` : ''}`,
+  );
+  return r;
+};
+
+let run;
+let keys;
+
+function ours(id, image, extra = []) {
+  const dest = fs.mkdtempSync(path.join(run, 'bundle-'));
+  log(`${id}: amibundle bundle-image ${extra.join(' ')}`);
+  const r = measure([
+    process.execPath,
+    bin,
+    'bundle-image',
+    '-i',
+    image,
+    '-k',
+    keys.key,
+    '-c',
+    keys.cert,
+    '--ec2cert',
+    keys.ec2cert,
+    '-u',
+    '123456789012',
+    '-r',
+    'x86_64',
+    '-d',
+    dest,
+    '-p',
+    'img',
+    '--batch',
+    '--json',
+    ...extra,
+  ]);
+  const ev = events(r.stdout);
+  const start = ev.find((e) => e.type === 'start');
+  const done = ev.find((e) => e.type === 'done');
+  return record(id, { ...r, stdout: undefined, size: done.bundledSize, dataBytes: start.dataBytes, dest });
+}
+
+function oursUnbundle(id, bundle, imageSize) {
+  const out = fs.mkdtempSync(path.join(run, 'restore-'));
+  log(`${id}: amibundle unbundle`);
+  try {
+    const r = measure([
+      process.execPath,
+      bin,
+      'unbundle',
+      '-m',
+      path.join(bundle.dest, 'img.manifest.xml'),
+      '-k',
+      keys.key,
+      '-s',
+      bundle.dest,
+      '-d',
+      out,
+      '--json',
+    ]);
+    if (fs.statSync(path.join(out, 'img')).size !== imageSize)
+      throw new Error(`${id}: restored image has the wrong size`);
+    return record(id, { ...r, stdout: undefined, dataBytes: bundle.dataBytes });
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
+
+function dropBundle(r) {
+  if (r?.dest) fs.rmSync(r.dest, { recursive: true, force: true });
+}
+
+// The reference pipelines need the AES key and IV on openssl's command line (`openssl enc` reads
+// raw -K/-iv only from argv; -kfile would derive a different key from a passphrase). These are
+// throw-away values used for the REFERENCE runs only; amibundle never puts key material in argv.
+const refKey = crypto.randomBytes(16).toString('hex');
+const refIv = crypto.randomBytes(16).toString('hex');
+
+function reference(id, image, compressor, dataBytes) {
+  const enc = path.join(run, `${id}.enc`);
+  log(`${id}: tar -cS | ${compressor} | openssl enc -aes-128-cbc`);
+  const r = measure(
+    [
+      'bash',
+      '-o',
+      'pipefail',
+      '-c',
+      `tar -cS -f - -C "$DIR" "$NAME" | ${compressor} | openssl enc -aes-128-cbc -K "$K" -iv "$IV" > "$OUT"`,
+    ],
+    { DIR: path.dirname(image), NAME: path.basename(image), K: refKey, IV: refIv, OUT: enc },
+  );
+  return record(id, { ...r, stdout: undefined, size: fs.statSync(enc).size, dataBytes, enc });
+}
+
+/** What ec2-bundle-image does after the pipeline: split the file into 10 MiB parts, then hash each. */
+function splitAndHash(id, ref) {
+  const parts = fs.mkdtempSync(path.join(run, 'parts-'));
+  log(`${id}: split -b 10MiB + sha1sum of every part`);
+  try {
+    const r = measure(
+      [
+        'bash',
+        '-o',
+        'pipefail',
+        '-c',
+        'split -b 10485760 -d -a 3 "$ENC" "$PARTS/p." && sha1sum "$PARTS"/p.* > /dev/null',
+      ],
+      {
+        ENC: ref.enc,
+        PARTS: parts,
+      },
+    );
+    return record(id, { ...r, stdout: undefined });
+  } finally {
+    fs.rmSync(parts, { recursive: true, force: true });
+  }
+}
+
+function referenceRestore(id, ref, image) {
+  const out = fs.mkdtempSync(path.join(run, 'rr-'));
+  log(`${id}: openssl enc -d | gunzip | tar -xS`);
+  try {
+    const r = measure(
+      [
+        'bash',
+        '-o',
+        'pipefail',
+        '-c',
+        'openssl enc -d -aes-128-cbc -K "$K" -iv "$IV" -in "$ENC" | gunzip | tar -xS -f - -C "$OUT"',
+      ],
+      { K: refKey, IV: refIv, ENC: ref.enc, OUT: out },
+    );
+    if (fs.statSync(path.join(out, path.basename(image))).size !== fs.statSync(image).size)
+      throw new Error(`${id}: restored image has the wrong size`);
+    return record(id, { ...r, stdout: undefined, dataBytes: ref.dataBytes });
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
+
+// ---- the report --------------------------------------------------------------------------------
+
+const mb = (bytes, s) => (bytes / 1e6 / s).toFixed(1);
+const mib = (b) => `${(b / MIB).toFixed(1)} MiB`;
+
+function table(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)));
+  const line = (cells) =>
+    cells
+      .map((c, i) =>
+        i === 0 || i === cells.length - 1 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]),
+      )
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+function runRows(ids, labels, r9) {
+  return ids
+    .filter((id) => results.has(id))
+    .map((id) => {
+      const r = results.get(id);
+      return [
+        id,
+        r.wall.toFixed(2),
+        r.dataBytes ? mb(r.dataBytes, r.wall) : '',
+        r.cpu.toFixed(2),
+        `${Math.round((100 * r.cpu) / r.wall)}%`,
+        mib(r.rss),
+        r.size ?? '',
+        r.size && r9?.size ? (r.size / r9.size).toFixed(4) : '',
+        labels[id] ?? '',
+      ];
+    });
+}
+
+function report(images) {
+  const L = [];
+  const g = (id) => results.get(id);
+  const r9 = g('R9');
+  L.push('amibundle benchmark (npm run bench)', '');
+  L.push(
+    `Machine: ${cpus} CPU(s) (${os.cpus()[0]?.model ?? '?'}), ${mib(os.totalmem())} RAM, Node ${process.version}; shared machine: load average at start ${images.loadStart.map((l) => l.toFixed(2)).join(' ')}, at end ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  L.push(`Tools: ${images.versions}`);
+  L.push(
+    'Images (in /var/tmp/amibundle-bench, reused between runs; read from the page cache: each is read once before its first run):',
+  );
+  for (const [label, file] of Object.entries(images.files)) {
+    const st = fs.statSync(file);
+    L.push(`  ${label.padEnd(18)} ${file}: ${mib(st.size)} apparent, ${mib(st.blocks * 512)} allocated`);
+  }
+  L.push(
+    '',
+    'MB = 10^6 bytes; MB/s = image data (SEEK_DATA extents, as bundle-image reports them) per wall second; CPU = user+system',
+    'of the whole process tree; peak RSS = the largest single process (GNU time / wait4). "size/R9" = bundle bytes / R9 bytes.',
+    '',
+    'Bundle, 1 GiB image:',
+  );
+  const labels = {
+    'ours default': 'amibundle bundle-image (gzip -6, parallel)',
+    'ours --fast': 'amibundle bundle-image --fast',
+    'ours --best': 'amibundle bundle-image --best',
+    'ours zstd': 'amibundle bundle-image --compress zstd (level 3)',
+    R9: 'tar -cS | gzip -9 | openssl enc (ec2-bundle-image)',
+    'R9+split': 'R9, then split into 10 MiB parts and sha1sum each',
+    R6: 'tar -cS | gzip -6 | openssl enc',
+    'R6+split': 'R6, then split + sha1sum',
+    Rpigz9: `tar -cS | pigz -p${cpus} -9 | openssl enc`,
+    Rpigz6: `tar -cS | pigz -p${cpus} -6 | openssl enc`,
+    'ours unbundle': 'amibundle unbundle of the default bundle',
+    'ours unbundle zstd': 'amibundle unbundle of the zstd bundle',
+    Rr: 'openssl enc -d | gunzip | tar -xS (of R9)',
+  };
+  L.push(
+    ...table(
+      ['run', 'wall s', 'MB/s', 'CPU s', 'CPU %', 'peak RSS', 'bytes', 'size/R9', 'what'],
+      runRows(
+        [
+          'ours default',
+          'ours --fast',
+          'ours --best',
+          'ours zstd',
+          'R9',
+          'R9+split',
+          'R6',
+          'R6+split',
+          'Rpigz9',
+          'Rpigz6',
+        ],
+        labels,
+        r9,
+      ),
+    ),
+  );
+  L.push('', 'Restore, 1 GiB image:');
+  L.push(
+    ...table(
+      ['run', 'wall s', 'MB/s', 'CPU s', 'CPU %', 'peak RSS', 'bytes', 'size/R9', 'what'],
+      runRows(['ours unbundle', 'ours unbundle zstd', 'Rr'], labels),
+    ),
+  );
+
+  // Ratios the issues name.
+  const ratio = (a, b) => (g(a) && g(b) ? g(a).wall / g(b).wall : undefined);
+  const show = (x, digits = 3) => (x === undefined ? 'n/a' : x.toFixed(digits));
+  L.push('', 'Ratios (wall time):');
+  const ratios = [
+    ['ours default / R9', ratio('ours default', 'R9')],
+    [
+      'ours default / (R9+split)',
+      g('ours default') && g('R9+split') ? g('ours default').wall / g('R9+split').wall : undefined,
+    ],
+    ['ours default / R6 (issue 2)', ratio('ours default', 'R6')],
+    ['ours default / Rpigz6', ratio('ours default', 'Rpigz6')],
+    ['ours --fast / R9', ratio('ours --fast', 'R9')],
+    ['ours --best / R9', ratio('ours --best', 'R9')],
+    ['ours --best / Rpigz9', ratio('ours --best', 'Rpigz9')],
+    ['ours zstd / R9', ratio('ours zstd', 'R9')],
+    ['ours unbundle / Rr', ratio('ours unbundle', 'Rr')],
+    ['ours unbundle zstd / Rr', ratio('ours unbundle zstd', 'Rr')],
+  ];
+  for (const [name, x] of ratios)
+    L.push(`  ${name.padEnd(30)} ${show(x)}${x ? `  (${(1 / x).toFixed(2)}x faster)` : ''}`);
+
+  // Peak RSS as the image grows.
+  L.push(
+    '',
+    'Peak RSS as the image grows (default level; 8 GiB = the 1 GiB filesystem in an 8 GiB file, same data):',
+  );
+  const rssRows = [];
+  for (const [size, b, u] of [
+    ['1 GiB', 'ours default', 'ours unbundle'],
+    ['4 GiB', 'ours default 4 GiB', 'ours unbundle 4 GiB'],
+    ['8 GiB', 'ours default 8 GiB', 'ours unbundle 8 GiB'],
+  ]) {
+    rssRows.push([
+      size,
+      g(b) ? mib(g(b).rss) : 'n/a',
+      g(u) ? mib(g(u).rss) : 'n/a',
+      g(b)?.dataBytes ? mib(g(b).dataBytes) : 'n/a',
+      g(b) ? g(b).wall.toFixed(2) : 'n/a',
+      g(u) ? g(u).wall.toFixed(2) : 'n/a',
+    ]);
+  }
+  L.push(...table(['image', 'bundle RSS', 'unbundle RSS', 'data', 'bundle s', 'unbundle s'], rssRows));
+  const t10 = g('ours default 10 GiB/100 MiB');
+  if (t10)
+    L.push(
+      '',
+      `Cost follows data: 10 GiB image holding ${mib(t10.dataBytes)} of data bundled in ${t10.wall.toFixed(2)} s (${mb(t10.dataBytes, t10.wall)} MB/s of data), peak RSS ${mib(t10.rss)}`,
+    );
+
+  // Targets of issue 3.
+  const targets = [];
+  const target = (name, measured, ok) =>
+    targets.push([name, measured ?? 'n/a', ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS']);
+  const w = (id) => g(id)?.wall;
+  const s = (id) => (g(id)?.size && r9?.size ? g(id).size / r9.size : undefined);
+  const within = (x, f) => (x === undefined ? undefined : f(x));
+  const speedup = (id) => (w(id) && w('R9') ? w('R9') / w(id) : undefined);
+  target(
+    'default: wall <= R9 / 8',
+    within(speedup('ours default'), (x) => `R9 / ${x.toFixed(2)}`),
+    within(speedup('ours default'), (x) => x >= 8),
+  );
+  target(
+    'default: wall < Rpigz6',
+    w('ours default') && w('Rpigz6')
+      ? `${w('ours default').toFixed(2)} s vs ${w('Rpigz6').toFixed(2)} s`
+      : undefined,
+    w('ours default') && w('Rpigz6') ? w('ours default') < w('Rpigz6') : undefined,
+  );
+  target(
+    'default: size <= 1.02 x R9',
+    within(s('ours default'), (x) => `${x.toFixed(4)} x R9`),
+    within(s('ours default'), (x) => x <= 1.02),
+  );
+  target(
+    '--fast: wall <= R9 / 12',
+    within(speedup('ours --fast'), (x) => `R9 / ${x.toFixed(2)}`),
+    within(speedup('ours --fast'), (x) => x >= 12),
+  );
+  target(
+    '--fast: size <= 1.15 x R9',
+    within(s('ours --fast'), (x) => `${x.toFixed(4)} x R9`),
+    within(s('ours --fast'), (x) => x <= 1.15),
+  );
+  target(
+    '--best: wall <= R9 / 2.5',
+    within(speedup('ours --best'), (x) => `R9 / ${x.toFixed(2)}`),
+    within(speedup('ours --best'), (x) => x >= 2.5),
+  );
+  target(
+    '--best: wall < Rpigz9',
+    w('ours --best') && w('Rpigz9')
+      ? `${w('ours --best').toFixed(2)} s vs ${w('Rpigz9').toFixed(2)} s`
+      : undefined,
+    w('ours --best') && w('Rpigz9') ? w('ours --best') < w('Rpigz9') : undefined,
+  );
+  target(
+    '--best: size within 1% of R9',
+    within(s('ours --best'), (x) => `${x.toFixed(4)} x R9`),
+    within(s('ours --best'), (x) => Math.abs(x - 1) <= 0.01),
+  );
+  target(
+    'zstd: wall <= R9 / 15',
+    within(speedup('ours zstd'), (x) => `R9 / ${x.toFixed(2)}`),
+    within(speedup('ours zstd'), (x) => x >= 15),
+  );
+  target(
+    'zstd: size <= R9',
+    within(s('ours zstd'), (x) => `${x.toFixed(4)} x R9`),
+    within(s('ours zstd'), (x) => x <= 1),
+  );
+  const zr = ratio('ours unbundle zstd', 'Rr');
+  target(
+    'zstd: restore <= 0.5 x Rr',
+    within(zr, (x) => `${x.toFixed(3)} x Rr`),
+    within(zr, (x) => x <= 0.5),
+  );
+  const ur = ratio('ours unbundle', 'Rr');
+  target(
+    'unbundle default: wall <= 0.6 x Rr',
+    within(ur, (x) => `${x.toFixed(3)} x Rr`),
+    within(ur, (x) => x <= 0.6),
+  );
+  const ourIds = [...results.keys()].filter((id) => id.startsWith('ours'));
+  const maxRss = Math.max(...ourIds.map((id) => g(id).rss));
+  target(
+    'peak RSS <= 200 MiB (every bundle and unbundle run)',
+    ourIds.length ? `max ${mib(maxRss)}` : undefined,
+    ourIds.length ? maxRss <= 200 * MIB : undefined,
+  );
+  for (const [what, a, b] of [
+    ['bundle', 'ours default', 'ours default 8 GiB'],
+    ['unbundle', 'ours unbundle', 'ours unbundle 8 GiB'],
+  ]) {
+    const ok = g(a) && g(b) ? Math.abs(g(b).rss - g(a).rss) <= 0.1 * g(a).rss : undefined;
+    target(
+      `${what}: same peak RSS for 1 GiB and 8 GiB (within 10%)`,
+      g(a) && g(b) ? `${mib(g(a).rss)} vs ${mib(g(b).rss)}` : undefined,
+      ok,
+    );
+  }
+  target(
+    '10 GiB image with 100 MiB of data bundles in < 3 s',
+    t10 ? `${t10.wall.toFixed(2)} s` : undefined,
+    t10 ? t10.wall < 3 : undefined,
+  );
+  L.push('', 'Targets of issue 3 (information, not a test; R9 = without split, as the issue defines it):');
+  L.push(...table(['target', 'measured', 'mark'], targets));
+  return L;
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+async function main() {
+  checkTools();
+  build();
+  fs.mkdirSync(imagesDir, { recursive: true });
+  const loadStart = os.loadavg();
+  const versions = [
+    execFileSync('tar', ['--version'], { encoding: 'utf8' }).split('\n')[0],
+    execFileSync('bash', ['-c', 'gzip --version | head -1'], { encoding: 'utf8' }).trim(),
+    execFileSync('bash', ['-c', 'pigz --version 2>&1'], { encoding: 'utf8' }).trim(),
+    execFileSync('openssl', ['version'], { encoding: 'utf8' }).trim(),
+  ].join('; ');
+
+  const img1 = ensureImage('bench-1g.img', (out) => makeExt4(out, 1024, 65));
+  const img4 = ensureImage('bench-4g.img', (out) => makeExt4(out, 4096, 65));
+  const img8 = ensureImage('bench-8g.img', (out) => {
+    execFileSync('cp', ['--sparse=always', img1, out]);
+    execFileSync('truncate', ['-s', '8G', out]);
+  });
+  // About 100 MiB of data in a 10 GiB file: a 160 MiB ext4, 60% full, with 9.84 GiB of holes after it
+  // (make-image.sh on a 10 GiB filesystem would add ~64 MiB of journal and metadata).
+  const img10 = ensureImage('bench-10g-100m.img', (out) => {
+    makeExt4(out, 160, 60);
+    execFileSync('truncate', ['-s', '10G', out]);
+  });
+  const images = {
+    loadStart,
+    versions,
+    files: {
+      '1 GiB, 65%': img1,
+      '4 GiB, 65%': img4,
+      '8 GiB, same data': img8,
+      '10 GiB, 100 MiB': img10,
+    },
+  };
+
+  run = fs.mkdtempSync(path.join(imagesDir, 'run-'));
+  let failure;
+  try {
+    // Keys must not be readable by others; git does not keep file modes, so copy them privately.
+    const keyDir = path.join(run, 'keys');
+    fs.mkdirSync(keyDir, { mode: 0o700 });
+    for (const f of ['sample-key.pem', 'sample-cert.pem', 'sample-ec2-cert.pem']) {
+      fs.copyFileSync(path.join(root, 'samples', f), path.join(keyDir, f));
+      fs.chmodSync(path.join(keyDir, f), 0o600);
+    }
+    keys = {
+      key: path.join(keyDir, 'sample-key.pem'),
+      cert: path.join(keyDir, 'sample-cert.pem'),
+      ec2cert: path.join(keyDir, 'sample-ec2-cert.pem'),
+    };
+    const size1 = fs.statSync(img1).size;
+
+    warm(img1);
+    const def = ours('ours default', img1);
+    oursUnbundle('ours unbundle', def, size1);
+    dropBundle(def);
+    dropBundle(ours('ours --fast', img1, ['--fast']));
+    dropBundle(ours('ours --best', img1, ['--best']));
+    const zstd = ours('ours zstd', img1, ['--compress', 'zstd']);
+    oursUnbundle('ours unbundle zstd', zstd, size1);
+    dropBundle(zstd);
+
+    const data1 = def.dataBytes;
+    const r9 = reference('R9', img1, 'gzip -9', data1);
+    const s9 = splitAndHash('split9', r9);
+    record('R9+split', {
+      wall: r9.wall + s9.wall,
+      user: r9.user + s9.user,
+      sys: r9.sys + s9.sys,
+      cpu: r9.cpu + s9.cpu,
+      rss: Math.max(r9.rss, s9.rss),
+      size: r9.size,
+      dataBytes: data1,
+    });
+    referenceRestore('Rr', r9, img1);
+    fs.rmSync(r9.enc);
+    const r6 = reference('R6', img1, 'gzip -6', data1);
+    const s6 = splitAndHash('split6', r6);
+    record('R6+split', {
+      wall: r6.wall + s6.wall,
+      user: r6.user + s6.user,
+      sys: r6.sys + s6.sys,
+      cpu: r6.cpu + s6.cpu,
+      rss: Math.max(r6.rss, s6.rss),
+      size: r6.size,
+      dataBytes: data1,
+    });
+    fs.rmSync(r6.enc);
+    fs.rmSync(reference('Rpigz9', img1, `pigz -p${cpus} -9`, data1).enc);
+    fs.rmSync(reference('Rpigz6', img1, `pigz -p${cpus} -6`, data1).enc);
+
+    for (const [label, image] of [
+      ['4 GiB', img4],
+      ['8 GiB', img8],
+    ]) {
+      warm(image);
+      const b = ours(`ours default ${label}`, image);
+      oursUnbundle(`ours unbundle ${label}`, b, fs.statSync(image).size);
+      dropBundle(b);
+    }
+    warm(img10);
+    dropBundle(ours('ours default 10 GiB/100 MiB', img10));
+  } catch (err) {
+    failure = err;
+    log(`FAILED: ${err.message}`);
+  }
+
+  let stageLines = [];
+  if (!failure) {
+    // The per-stage table of `amibundle bench` on the same 1 GiB image.
+    log('amibundle bench -i bench-1g.img --no-end-to-end ...');
+    try {
+      const r = spawnSync(
+        process.execPath,
+        [bin, 'bench', '-i', img1, '--no-end-to-end', '--tmp', run, '--json'],
+        {
+          encoding: 'utf8',
+          maxBuffer: 64 * MIB,
+        },
+      );
+      if (r.status !== 0) throw new Error(r.stderr.trim());
+      const done = events(r.stdout).find((e) => e.type === 'done');
+      const { formatReport } = await import(pathToFileURL(path.join(root, 'dist/bench/report.js')).href);
+      stageLines = [
+        '',
+        'amibundle bench -i bench-1g.img --no-end-to-end (each stage alone, in memory):',
+        ...formatReport(done.report),
+      ];
+    } catch (err) {
+      failure = err;
+      log(`FAILED: amibundle bench: ${err.message}`);
+    }
+  }
+
+  for (const line of [...report(images), ...stageLines]) console.log(line);
+  fs.rmSync(run, { recursive: true, force: true });
+  log('done');
+  if (failure) process.exitCode = 1;
+}
+
+await main();
