@@ -270,9 +270,9 @@ function deflateBlock(
 ): void {
   // The system zlib (through the addon) compresses ~2% smaller than Node's bundled Chromium zlib
   // at levels 6-9 — the size gzip and pigz give; Node's zlib is faster, so it keeps levels 1-5.
-  const native = level >= 6 ? nativeAddon()?.deflateBlock : undefined;
-  if (native) {
-    native(input, dictionary ?? null, level, last).then(
+  const addon = level >= 6 ? nativeAddon() : undefined;
+  if (addon?.deflateBlock) {
+    addon.deflateBlock(input, dictionary ?? null, level, last).then(
       (output) => done(null, output),
       (error: Error) => done(error),
     );
