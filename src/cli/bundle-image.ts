@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { bundleImage } from '../bundle/bundle-image.js';
 import { MissingFileError } from '../errors.js';
+import { aclOption, s3ConnectionOptions } from '../s3/connection.js';
 import {
   bundleOptionsFromFlags,
   bundlingOptions,
@@ -39,6 +40,22 @@ export const bundleImageCommand: Command = {
         help: 'Bundle name: NAME.manifest.xml, NAME.part.N and the file name inside.',
       },
       {
+        name: 'upload',
+        long: 'upload',
+        kind: 'string',
+        metavar: 's3://BUCKET/PREFIX',
+        help: 'Send the parts and manifest straight to S3 as they are produced: no local parts, bounded memory. Uses the S3 options below.',
+      },
+      ...s3ConnectionOptions,
+      aclOption,
+      {
+        name: 'location',
+        long: 'location',
+        kind: 'string',
+        metavar: 'LOCATION',
+        help: 'With --upload: region to create a missing bucket in. Default: --region.',
+      },
+      {
         name: 'inherit',
         long: 'inherit',
         kind: 'flag',
@@ -50,6 +67,7 @@ export const bundleImageCommand: Command = {
     examples: [
       'ec2-bundle-image -i disk.img -k pk.pem -c cert.pem -u 123456789012 -r x86_64 -d /mnt/bundle',
       'amibundle bundle-image -i disk.img -k pk.pem -c cert.pem -u 1234-5678-9012 -p my-ami --fast --batch',
+      'amibundle bundle-image -i disk.img -k pk.pem -c cert.pem -u 123456789012 --upload s3://my-bucket/images --region eu-west-1',
     ],
     manual: `Bundles an existing disk image for an instance-store (S3-backed) AMI, as ec2-bundle-image does, and
 writes exactly the format EC2 registers:
@@ -68,13 +86,23 @@ appears on a command line.`,
     const imagePath = path.resolve(opts.str('image')!);
     const base = await bundleOptionsFromFlags(opts, ctx);
     const name = opts.str('prefix');
-    const result = await bundleImage({ ...base, imagePath, ...(name !== undefined ? { name } : {}) }).catch(
-      (err: unknown) => {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-          throw new MissingFileError(`cannot open ${imagePath}`);
-        throw err;
-      },
-    );
+    const upload = opts.str('upload');
+    // The AWS SDK is loaded only when S3 is used.
+    const sink = upload
+      ? await (
+          await import('../s3/streaming.js')
+        ).openS3PartSink(opts, upload, { out: ctx.out, signal: ctx.signal })
+      : undefined;
+    const result = await bundleImage({
+      ...base,
+      imagePath,
+      ...(name !== undefined ? { name } : {}),
+      ...(sink ? { sink } : {}),
+    }).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new MissingFileError(`cannot open ${imagePath}`);
+      throw err;
+    });
     for (const p of result.parts) ctx.out.info(`Created ${p.filename}`);
     reportMappingGaps(base.blockDeviceMapping, ctx);
     ctx.out.info(`Bundle manifest is ${result.manifestLocation}`);
@@ -82,6 +110,10 @@ appears on a command line.`,
       type: 'done',
       command: 'bundle-image',
       manifest: result.manifestLocation,
+      // What RegisterImage takes as ImageLocation: bucket/prefix/NAME.manifest.xml.
+      ...(result.manifestLocation.startsWith('s3://')
+        ? { imageLocation: result.manifestLocation.slice(5) }
+        : {}),
       name: result.name,
       parts: result.parts.length,
       size: result.size,

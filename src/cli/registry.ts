@@ -30,6 +30,24 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./unbundle.js')).unbundleCommand,
   },
   {
+    name: 'upload-bundle',
+    tool: 'ec2-upload-bundle',
+    summary: 'Upload a bundle to S3: parallel, resumable, Content-MD5 checked, manifest last.',
+    load: async () => (await import('./upload-bundle.js')).uploadBundleCommand,
+  },
+  {
+    name: 'download-bundle',
+    tool: 'ec2-download-bundle',
+    summary: 'Download a bundle from S3: parallel, every part SHA-1 checked, resumable.',
+    load: async () => (await import('./download-bundle.js')).downloadBundleCommand,
+  },
+  {
+    name: 'delete-bundle',
+    tool: 'ec2-delete-bundle',
+    summary: "Delete a bundle's objects from S3 (by manifest or name prefix).",
+    load: async () => (await import('./delete-bundle.js')).deleteBundleCommand,
+  },
+  {
     name: 'verify',
     summary: 'Check a bundle end to end (parts, decryption, digest, signature) without writing.',
     load: async () => (await import('./verify.js')).verifyCommand,
@@ -53,7 +71,7 @@ export const commands: readonly CommandEntry[] = [
   {
     name: 'ec2-ami-tools-version',
     tool: 'ec2-ami-tools-version',
-    summary: 'Print the compatible ec2-ami-tools and manifest versions, and amibundle\'s.',
+    summary: "Print the compatible ec2-ami-tools and manifest versions, and amibundle's.",
     load: async () => (await import('./tools-version.js')).toolsVersionCommand,
   },
 ];

@@ -1,7 +1,11 @@
 // `amibundle unbundle` / `ec2-unbundle`: flags -> restoreBundle() from a local bundle directory.
 import fs from 'node:fs';
 import path from 'node:path';
+import { UsageError } from '../errors.js';
 import { DirPartSource } from '../restore/dir-source.js';
+import type { PartSource } from '../restore/part-source.js';
+import { s3ConnectionOptions } from '../s3/connection.js';
+import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { Command } from './command.js';
 import { readManifestFile } from './manifest-file.js';
@@ -20,8 +24,14 @@ export const unbundleCommand: Command = {
         kind: 'string',
         metavar: 'PATH',
         path: 'file',
-        required: true,
-        help: "The bundle's manifest (NAME.manifest.xml).",
+        help: "The bundle's manifest (NAME.manifest.xml). Required unless --from is given.",
+      },
+      {
+        name: 'from',
+        long: 'from',
+        kind: 'string',
+        metavar: 's3://BUCKET/PREFIX/NAME.manifest.xml',
+        help: 'Restore straight from S3: the manifest and parts are read there, each part checked, none stored on disk. Uses the S3 options below.',
       },
       {
         name: 'privatekey',
@@ -67,9 +77,11 @@ export const unbundleCommand: Command = {
         path: 'file',
         help: 'Also require the manifest signature to verify with this certificate.',
       },
+      ...s3ConnectionOptions,
     ],
     examples: [
       'ec2-unbundle -m /mnt/bundle/image.manifest.xml -k pk.pem -s /mnt/bundle -d /mnt/restore',
+      'amibundle unbundle --from s3://my-bucket/images/my-ami.manifest.xml -k pk.pem -d /var/tmp --region eu-west-1',
       'amibundle unbundle -m image.manifest.xml -k pk.pem --cert cert.pem -d /var/tmp',
     ],
     manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). Each part's SHA-1
@@ -81,27 +93,47 @@ anything but one regular file (links, devices, paths, a second file) is refused.
   },
 
   async run(opts, ctx) {
-    const manifestPath = opts.str('manifest')!;
-    const parsed = readManifestFile(manifestPath);
-    const source = opts.str('source') ?? '.';
+    const manifestPath = opts.str('manifest');
+    const from = opts.str('from');
+    if (manifestPath && from) throw new UsageError('--manifest and --from may not both be provided');
+    if (!manifestPath && !from)
+      throw new UsageError('missing mandatory parameter: --manifest (or --from s3://…)');
+    let parsed: ParsedManifest;
+    let source: PartSource;
+    let close = (): void => undefined;
+    if (from) {
+      // The AWS SDK is loaded only when S3 is used.
+      const s3 = await (
+        await import('../s3/streaming.js')
+      ).openS3PartSource(opts, from, {
+        out: ctx.out,
+        signal: ctx.signal,
+      });
+      parsed = s3.manifest;
+      source = s3;
+      close = () => s3.close();
+    } else {
+      parsed = readManifestFile(manifestPath!);
+      source = new DirPartSource(opts.str('source') ?? '.');
+    }
     const destination = path.resolve(opts.str('destination') ?? '.');
     const certFile = opts.str('verifyCert');
     ctx.out.event({
       type: 'start',
       command: 'unbundle',
-      manifest: manifestPath,
+      manifest: manifestPath ?? from,
       name: parsed.manifest.image.name,
     });
     const result = await restoreBundle({
       manifest: parsed,
-      source: new DirPartSource(source),
+      source,
       privateKeyPem: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
       useEc2Key: opts.flag('ec2Key'),
       ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
       destination,
       signal: ctx.signal,
       out: ctx.out,
-    });
+    }).finally(close);
     ctx.out.info(`Restored ${result.imagePath} (${result.size} bytes, digest ${result.digest})`);
     ctx.out.event({
       type: 'done',

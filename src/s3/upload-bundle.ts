@@ -1,0 +1,172 @@
+// upload-bundle: parts in parallel with Content-MD5, resume by skipping parts already stored
+// with the same MD5, the manifest last and only once every part is stored.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Reporter } from '../cli/reporter.js';
+import { BundleError, MissingFileError } from '../errors.js';
+import type { ManifestPart } from '../format/manifest.js';
+import { md5Base64, md5Base64ToHex, sha1Hex } from './bucket.js';
+import { commonPrefix, MAX_PART_BYTES, orderedParts, readLocalManifest } from './bundle-parts.js';
+import type { CannedAcl, S3ConnectionConfig } from './connection.js';
+import type { S3Location } from './location.js';
+import { openBucket } from './open-bucket.js';
+import { forEachLimited } from './task-pool.js';
+
+export interface UploadBundleOptions {
+  readonly manifestPath: string;
+  /** Directory holding the parts; default: the manifest's directory. */
+  readonly partsDir?: string;
+  readonly target: S3Location;
+  readonly connection: S3ConnectionConfig;
+  readonly acl: CannedAcl;
+  /** ec2-ami-tools' --part N: parts with a lower index are skipped. */
+  readonly fromPart?: number;
+  readonly skipManifest?: boolean;
+  readonly out: Reporter;
+  readonly signal?: AbortSignal;
+}
+
+export interface UploadBundleResult {
+  readonly manifestKey?: string;
+  readonly uploaded: readonly string[];
+  /** Parts already in S3 with the same MD5 (resume) or below --part. */
+  readonly skipped: readonly string[];
+  readonly bytesSent: number;
+  readonly seconds: number;
+  /** Requests sent by operation, retries included. */
+  readonly requests: ReadonlyMap<string, number>;
+}
+
+interface LocalPart {
+  readonly part: ManifestPart;
+  readonly file: string;
+  readonly size: number;
+}
+
+function statParts(parts: readonly ManifestPart[], dir: string): LocalPart[] {
+  const missing: string[] = [];
+  const found: LocalPart[] = [];
+  for (const part of parts) {
+    const file = path.join(dir, part.filename);
+    try {
+      const st = fs.statSync(file);
+      if (!st.isFile()) throw new Error('not a file');
+      if (st.size > MAX_PART_BYTES)
+        throw new BundleError(`part ${file} is ${st.size} bytes; bundle parts are at most 10 MiB`);
+      found.push({ part, file, size: st.size });
+    } catch (err) {
+      if (err instanceof BundleError) throw err;
+      missing.push(file);
+    }
+  }
+  if (missing.length > 0)
+    throw new MissingFileError(
+      `part file ${missing[0]} named by the manifest is missing${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`,
+      'point -d/--directory at the directory holding the bundle parts',
+    );
+  return found;
+}
+
+export async function uploadBundle(opts: UploadBundleOptions): Promise<UploadBundleResult> {
+  const started = Date.now();
+  const { out, target } = opts;
+  const parsed = readLocalManifest(opts.manifestPath);
+  const dir = opts.partsDir ?? path.dirname(opts.manifestPath);
+  // Every part must be there before the first byte is sent: no half-uploaded bundles.
+  const parts = statParts(orderedParts(parsed), dir);
+  const totalBytes = parts.reduce((n, p) => n + p.size, 0);
+
+  const bucket = await openBucket(opts.connection, target.bucket, {
+    create: true,
+    acl: opts.acl,
+    out,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  try {
+    out.info(`Uploading bundled image parts to the S3 bucket ${target.bucket} ...`);
+    const listPrefix = target.prefix + commonPrefix(parts.map((p) => p.part.filename));
+    const stored = new Map((await bucket.listAll(listPrefix)).map((o) => [o.key, o]));
+
+    const uploaded: string[] = [];
+    const skipped: string[] = [];
+    let bytesDone = 0;
+    let bytesSent = 0;
+    const progress = (): void =>
+      out.progress({
+        phase: `upload (${uploaded.length + skipped.length}/${parts.length} parts)`,
+        done: bytesDone,
+        total: totalBytes,
+        unit: 'bytes',
+      });
+
+    await forEachLimited(
+      parts,
+      opts.connection.concurrency,
+      async ({ part, file, size }) => {
+        const key = target.prefix + part.filename;
+        if (opts.fromPart !== undefined && part.index < opts.fromPart) {
+          out.info(`Skipping ${part.filename}`);
+          skipped.push(part.filename);
+          bytesDone += size;
+          return;
+        }
+        const data = await fs.promises.readFile(file);
+        const sha1 = sha1Hex(data);
+        if (sha1 !== part.digest)
+          throw new BundleError(
+            `part file ${file} does not match the manifest (SHA-1 ${sha1}, manifest says ${part.digest}); nothing damaged was uploaded`,
+            'the bundle is damaged: bundle the image again',
+          );
+        const md5 = md5Base64(data);
+        const there = stored.get(key);
+        if (there && there.etag === md5Base64ToHex(md5) && there.size === data.length) {
+          out.info(`Skipping ${part.filename} (already in S3 with the same MD5)`);
+          skipped.push(part.filename);
+        } else {
+          await bucket.put(key, data, md5, opts.acl);
+          out.info(`Uploaded ${part.filename}`);
+          uploaded.push(part.filename);
+          bytesSent += data.length;
+        }
+        bytesDone += size;
+        progress();
+      },
+      opts.signal,
+    );
+    out.endProgress();
+
+    let manifestKey: string | undefined;
+    if (opts.skipManifest) out.info('Skipping manifest.');
+    else {
+      out.info('Uploading manifest ...');
+      manifestKey = target.prefix + path.basename(opts.manifestPath);
+      await bucket.put(manifestKey, parsed.raw, md5Base64(parsed.raw), opts.acl);
+      out.info('Uploaded manifest.');
+      out.info(`Manifest uploaded to: ${target.bucket}/${manifestKey}`);
+    }
+    out.info('Bundle upload completed.');
+    const seconds = (Date.now() - started) / 1000;
+    out.event({
+      type: 'done',
+      command: 'upload-bundle',
+      bucket: target.bucket,
+      manifestKey,
+      // What RegisterImage takes as ImageLocation.
+      ...(manifestKey !== undefined ? { imageLocation: `${target.bucket}/${manifestKey}` } : {}),
+      uploaded: uploaded.length,
+      skipped: skipped.length,
+      bytesSent,
+      seconds,
+    });
+    return {
+      ...(manifestKey !== undefined ? { manifestKey } : {}),
+      uploaded,
+      skipped,
+      bytesSent,
+      seconds,
+      requests: bucket.requests,
+    };
+  } finally {
+    bucket.close();
+  }
+}
