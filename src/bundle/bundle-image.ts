@@ -103,9 +103,6 @@ export async function bundleImage(opts: BundleImageOptions): Promise<BundleResul
       size: plan.size,
       ...(plan.sparseMap ? { sparseMap: plan.sparseMap } : {}),
     };
-    out.info(
-      `Bundling image file ${opts.imagePath} (${plan.size} bytes, ${plan.dataBytes} bytes of data${plan.sparseMap ? ` in ${plan.sparseMap.length} extents` : ''})...`,
-    );
     out.event({
       type: 'start',
       command: 'bundle-image',
@@ -114,6 +111,9 @@ export async function bundleImage(opts: BundleImageOptions): Promise<BundleResul
       size: plan.size,
       dataBytes: plan.dataBytes,
     });
+    out.info(
+      `Bundling image file ${opts.imagePath} (${plan.size} bytes, ${plan.dataBytes} bytes of data${plan.sparseMap ? ` in ${plan.sparseMap.length} extents` : ''})...`,
+    );
 
     const keyHex = crypto.randomBytes(16).toString('hex');
     const ivHex = crypto.randomBytes(16).toString('hex');
