@@ -9,6 +9,13 @@ import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { Command } from './command.js';
 import { readManifestFile } from './manifest-file.js';
+import {
+  ec2KeyOption,
+  manifestOption,
+  privateKeyOption,
+  signatureCertOption,
+  sourceOption,
+} from './restore-flags.js';
 
 export const unbundleCommand: Command = {
   spec: {
@@ -17,15 +24,7 @@ export const unbundleCommand: Command = {
     summary:
       'Restore the image from a bundle: every part SHA-1 checked, digest and size verified, holes kept.',
     options: [
-      {
-        name: 'manifest',
-        long: 'manifest',
-        short: 'm',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        help: "The bundle's manifest (NAME.manifest.xml). Required unless --from is given.",
-      },
+      manifestOption("The bundle's manifest (NAME.manifest.xml). Required unless --from is given.", false),
       {
         name: 'from',
         long: 'from',
@@ -33,26 +32,8 @@ export const unbundleCommand: Command = {
         metavar: 's3://BUCKET/PREFIX/NAME.manifest.xml',
         help: 'Restore straight from S3: the manifest and parts are read there, each part checked, none stored on disk. Uses the S3 options below.',
       },
-      {
-        name: 'privatekey',
-        long: 'privatekey',
-        short: 'k',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        required: true,
-        help: 'The RSA private key the bundle was made for (PEM).',
-      },
-      {
-        name: 'source',
-        long: 'source',
-        short: 's',
-        kind: 'string',
-        metavar: 'DIRECTORY',
-        path: 'dir',
-        default: 'the current directory',
-        help: 'Directory holding the parts.',
-      },
+      privateKeyOption('The RSA private key the bundle was made for (PEM).', true),
+      sourceOption('the current directory'),
       {
         name: 'destination',
         long: 'destination',
@@ -63,20 +44,8 @@ export const unbundleCommand: Command = {
         default: 'the current directory',
         help: 'Directory the image is written to (as NAME).',
       },
-      {
-        name: 'ec2Key',
-        long: 'ec2-key',
-        kind: 'flag',
-        help: "-k is EC2's key: unwrap the ec2_encrypted_key/iv copies (for archives made with your own --ec2cert).",
-      },
-      {
-        name: 'verifyCert',
-        long: 'cert',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        help: 'Also require the manifest signature to verify with this certificate.',
-      },
+      ec2KeyOption,
+      signatureCertOption(),
       ...s3ConnectionOptions,
     ],
     examples: [

@@ -4,6 +4,13 @@ import { DirPartSource } from '../restore/dir-source.js';
 import { restoreBundle, verifyParts } from '../restore/restore.js';
 import type { Command } from './command.js';
 import { readManifestFile } from './manifest-file.js';
+import {
+  ec2KeyOption,
+  manifestOption,
+  privateKeyOption,
+  signatureCertOption,
+  sourceOption,
+} from './restore-flags.js';
 import path from 'node:path';
 
 export const verifyCommand: Command = {
@@ -12,50 +19,14 @@ export const verifyCommand: Command = {
     summary:
       'Check a bundle end to end without writing anything: manifest, signature, parts, decryption, digest.',
     options: [
-      {
-        name: 'manifest',
-        long: 'manifest',
-        short: 'm',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        required: true,
-        help: "The bundle's manifest.",
-      },
-      {
-        name: 'privatekey',
-        long: 'privatekey',
-        short: 'k',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        help: 'Private key: with it the parts are also decrypted, decompressed and untarred, and the digest checked.',
-      },
-      {
-        name: 'verifyCert',
-        long: 'cert',
-        short: 'c',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        help: 'Certificate the manifest signature must verify with.',
-      },
-      {
-        name: 'source',
-        long: 'source',
-        short: 's',
-        kind: 'string',
-        metavar: 'DIRECTORY',
-        path: 'dir',
-        default: "the manifest's directory",
-        help: 'Directory holding the parts.',
-      },
-      {
-        name: 'ec2Key',
-        long: 'ec2-key',
-        kind: 'flag',
-        help: "-k is EC2's key: unwrap the ec2_encrypted_key/iv copies.",
-      },
+      manifestOption("The bundle's manifest.", true),
+      privateKeyOption(
+        'Private key: with it the parts are also decrypted, decompressed and untarred, and the digest checked.',
+        false,
+      ),
+      signatureCertOption('c'),
+      sourceOption("the manifest's directory"),
+      ec2KeyOption,
     ],
     examples: [
       'amibundle verify -m /mnt/bundle/image.manifest.xml -k pk.pem -c cert.pem',
