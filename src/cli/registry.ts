@@ -64,6 +64,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./keygen.js')).keygenCommand,
   },
   {
+    name: 'doctor',
+    summary: 'Preflight: credentials, bucket, ACLs, free space, image size and HVM boot, keys, host tools.',
+    load: async () => (await import('./doctor.js')).doctorCommand,
+  },
+  {
     name: 'bench',
     summary: 'Measure throughput: each stage alone, then bundle-image and unbundle end to end.',
     load: async () => (await import('./bench.js')).benchCommand,
