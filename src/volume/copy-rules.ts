@@ -98,8 +98,10 @@ export const securityFilter = [
 ] as const;
 
 /**
- * System CA trust stores hold public certificates as `*.pem`; dropping them (as the reference
- * did) leaves dangling hash links and breaks TLS on the new instance.
+ * Public trust the security filter must not strip: CA stores hold public certificates as `*.pem`
+ * (dropping them, as the reference did, leaves dangling hash links and breaks TLS on the new
+ * instance), and package managers' keyrings and signed indexes are `*.gpg` public keys (dropping
+ * them leaves an instance that cannot verify its package archive).
  */
 export const trustStores = [
   '/etc/ssl/certs/*',
@@ -108,6 +110,12 @@ export const trustStores = [
   '/etc/pki/ca-trust/***',
   '/etc/pki/tls/certs/*',
   '/usr/share/pki/ca-trust-source/***',
+  '/usr/share/keyrings/***',
+  '/etc/apt/trusted.gpg',
+  '/etc/apt/trusted.gpg.d/***',
+  '/etc/apt/keyrings/***',
+  '/var/lib/apt/lists/*',
+  '/etc/pki/rpm-gpg/***',
 ] as const;
 
 const wildcard = /[*?[]/;

@@ -218,6 +218,7 @@ describe.skipIf(!isRoot)('bundle-vol --clone-only: a faithful image', () => {
         'root/.ssh/id_ed25519',
         'root/.ssh/authorized_keys',
         'etc/ssl/private/server.pem',
+        'root/private.gpg',
         'home/alice/.vimrc.swp',
       ])
         expect(fs.existsSync(path.join(mnt, rel)), rel).toBe(false);
@@ -225,6 +226,10 @@ describe.skipIf(!isRoot)('bundle-vol --clone-only: a faithful image', () => {
       // -i re-includes; the system trust store survives the *.pem rule.
       expect(fs.readFileSync(path.join(mnt, 'root/.bash_history'), 'utf8')).toBe('history\n');
       expect(fs.readFileSync(path.join(mnt, 'etc/ssl/certs/ca-cert.pem'), 'utf8')).toBe('CERT\n');
+      // Package keyrings are public keys: kept, or the instance cannot verify its archive.
+      expect(fs.readFileSync(path.join(mnt, 'usr/share/keyrings/archive-keyring.gpg'), 'utf8')).toBe(
+        'PUBLIC KEYRING\n',
+      );
       expect(fs.existsSync(path.join(mnt, 'etc/hostname'))).toBe(true);
     });
   });

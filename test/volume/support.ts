@@ -219,6 +219,8 @@ export function fillRichTree(root: string): RichTree {
   file('root/.bash_history', 'history\n', 0o600);
   file('etc/ssl/private/server.pem', 'KEY\n', 0o600);
   file('etc/ssl/certs/ca-cert.pem', 'CERT\n');
+  file('usr/share/keyrings/archive-keyring.gpg', 'PUBLIC KEYRING\n');
+  file('root/private.gpg', 'SECRET KEYRING\n', 0o600);
   file('home/alice/.vimrc.swp', 'swap\n');
 
   // Run-time directories: kept as empty mount points.
