@@ -8,7 +8,7 @@ import { s3ConnectionOptions } from '../s3/connection.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { Command } from './command.js';
-import { readManifestFile } from './manifest-file.js';
+import { readManifestFile } from '../io/manifest-file.js';
 import {
   ec2KeyOption,
   manifestOption,

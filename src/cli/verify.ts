@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { DirPartSource } from '../restore/dir-source.js';
 import { restoreBundle, verifyParts } from '../restore/restore.js';
 import type { Command } from './command.js';
-import { readManifestFile } from './manifest-file.js';
+import { readManifestFile } from '../io/manifest-file.js';
 import {
   ec2KeyOption,
   manifestOption,

@@ -4,6 +4,9 @@
 /** Size of every part but the last. */
 export const PART_SIZE = 10 * 1024 * 1024;
 
+/** Parts are 10 MiB; a reader refuses anything far larger, which would only exhaust memory. */
+export const MAX_PART_BYTES = 64 * 1024 * 1024;
+
 export function partSuffixWidth(count: number): number {
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`part count must be >= 1, got ${count}`);
   return String(count).length;

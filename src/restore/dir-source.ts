@@ -4,9 +4,7 @@ import path from 'node:path';
 import { BundleError, MissingFileError } from '../errors.js';
 import { checkPartFileName } from '../format/manifest-reader.js';
 import type { PartSource } from './part-source.js';
-
-/** Parts are 10 MiB; anything far larger is not a part and would only exhaust memory. */
-export const MAX_PART_BYTES = 64 * 1024 * 1024;
+import { MAX_PART_BYTES } from '../format/part-name.js';
 
 export class DirPartSource implements PartSource {
   readonly description: string;

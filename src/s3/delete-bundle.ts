@@ -4,7 +4,8 @@
 import path from 'node:path';
 import type { Reporter } from '../cli/reporter.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
-import { orderedParts, parseNamed, readLocalManifest } from './bundle-parts.js';
+import { parseNamed, readManifestFile } from '../io/manifest-file.js';
+import { orderedParts } from './bundle-parts.js';
 import type { S3ConnectionConfig } from './connection.js';
 import { s3Url, type S3Location } from './location.js';
 import { openBucket } from './open-bucket.js';
@@ -60,7 +61,7 @@ export async function deleteBundle(opts: DeleteBundleOptions): Promise<DeleteBun
       const manifestName = select.kind === 'local-manifest' ? path.basename(select.path) : select.name;
       const parsed =
         select.kind === 'local-manifest'
-          ? readLocalManifest(select.path)
+          ? readManifestFile(select.path)
           : parseNamed(
               await bucket.get(target.prefix + manifestName, MAX_MANIFEST_BYTES),
               s3Url(target.bucket, target.prefix + manifestName),

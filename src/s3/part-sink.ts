@@ -8,7 +8,7 @@ import type { Reporter } from '../cli/reporter.js';
 import type { PartDigests, PartSink, PartWriter, StoredPart } from '../bundle/part-sink.js';
 import { BundleError, describeError } from '../errors.js';
 import { md5Base64, md5Base64ToHex, type S3Bucket } from './bucket.js';
-import { MAX_PART_BYTES } from './bundle-parts.js';
+import { MAX_PART_BYTES } from '../format/part-name.js';
 import type { CannedAcl } from './connection.js';
 import { s3Url } from './location.js';
 import { forEachLimited, InFlight } from './task-pool.js';

@@ -4,7 +4,7 @@
 import type { PartSource } from '../restore/part-source.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { DamagedDownload, sha1Hex, type S3Bucket } from './bucket.js';
-import { MAX_PART_BYTES } from './bundle-parts.js';
+import { MAX_PART_BYTES } from '../format/part-name.js';
 import { s3Url } from './location.js';
 
 export class S3PartSource implements PartSource {

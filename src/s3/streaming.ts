@@ -5,7 +5,7 @@ import type { ParsedOptions } from '../cli/options.js';
 import type { Reporter } from '../cli/reporter.js';
 import { UsageError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
-import { parseNamed } from './bundle-parts.js';
+import { parseNamed } from '../io/manifest-file.js';
 import { aclFromOptions, connectionFromOptions, type S3ConnectionConfig } from './connection.js';
 import { parseS3Url, s3Url } from './location.js';
 import { openBucket } from './open-bucket.js';

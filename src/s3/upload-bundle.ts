@@ -6,7 +6,9 @@ import type { Reporter } from '../cli/reporter.js';
 import { BundleError, MissingFileError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
 import { md5Base64, md5Base64ToHex, sha1Hex } from './bucket.js';
-import { commonPrefix, MAX_PART_BYTES, orderedParts, readLocalManifest } from './bundle-parts.js';
+import { readManifestFile } from '../io/manifest-file.js';
+import { MAX_PART_BYTES } from '../format/part-name.js';
+import { commonPrefix, orderedParts } from './bundle-parts.js';
 import type { CannedAcl, S3ConnectionConfig } from './connection.js';
 import type { S3Location } from './location.js';
 import { openBucket } from './open-bucket.js';
@@ -70,7 +72,7 @@ function statParts(parts: readonly ManifestPart[], dir: string): LocalPart[] {
 export async function uploadBundle(opts: UploadBundleOptions): Promise<UploadBundleResult> {
   const started = Date.now();
   const { out, target } = opts;
-  const parsed = readLocalManifest(opts.manifestPath);
+  const parsed = readManifestFile(opts.manifestPath);
   const dir = opts.partsDir ?? path.dirname(opts.manifestPath);
   // Every part must be there before the first byte is sent: no half-uploaded bundles.
   const parts = statParts(orderedParts(parsed), dir);

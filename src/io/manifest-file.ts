@@ -1,8 +1,18 @@
-// Reading a manifest named on the command line into a ParsedManifest, with the exit code and
-// message the user needs when it is missing or malformed.
+// Reading a manifest from a file (or bytes fetched elsewhere) into a ParsedManifest, with the
+// file or object named in every error and the exit code a missing file deserves.
 import fs from 'node:fs';
 import { BundleError, MissingFileError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type ParsedManifest } from '../format/manifest-reader.js';
+
+/** parseManifest, with where the manifest came from in the message. */
+export function parseNamed(raw: Buffer, where: string): ParsedManifest {
+  try {
+    return parseManifest(raw);
+  } catch (err) {
+    if (err instanceof BundleError) throw new BundleError(`${where}: ${err.message}`, err.hint);
+    throw err;
+  }
+}
 
 export function readManifestFile(file: string): ParsedManifest {
   let raw: Buffer;
@@ -14,10 +24,5 @@ export function readManifestFile(file: string): ParsedManifest {
     if (err instanceof BundleError) throw err;
     throw new MissingFileError(`cannot read the manifest ${file}: ${(err as Error).message}`);
   }
-  try {
-    return parseManifest(raw);
-  } catch (err) {
-    if (err instanceof BundleError) throw new BundleError(`${file}: ${err.message}`, err.hint);
-    throw err;
-  }
+  return parseNamed(raw, file);
 }
