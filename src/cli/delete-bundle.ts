@@ -1,7 +1,7 @@
 // `amibundle delete-bundle` / `ec2-delete-bundle`: flags -> deleteBundle().
 import fs from 'node:fs';
 import { MissingFileError, UsageError } from '../errors.js';
-import { connectionFromOptions, s3ConnectionOptions, withShortNames } from '../s3/connection.js';
+import { bucketOption, connectionFromOptions, s3ToolConnectionOptions } from '../s3/connection.js';
 import { deleteBundle, type DeleteSelection } from '../s3/delete-bundle.js';
 import { checkPlainName, parseBucketArg } from '../s3/location.js';
 import type { Command } from './command.js';
@@ -12,16 +12,8 @@ export const deleteBundleCommand: Command = {
     tool: 'ec2-delete-bundle',
     summary: "Delete a bundle's objects from S3, chosen by its manifest or by name prefix.",
     options: [
-      {
-        name: 'bucket',
-        long: 'bucket',
-        short: 'b',
-        kind: 'string',
-        metavar: 'BUCKET[/PREFIX]',
-        required: true,
-        help: 'Bucket, optionally followed by the key prefix of the bundle.',
-      },
-      ...withShortNames(s3ConnectionOptions, { accessKey: 'a', secretKey: 's', delegationToken: 't' }),
+      bucketOption('Bucket, optionally followed by the key prefix of the bundle.'),
+      ...s3ToolConnectionOptions,
       {
         name: 'manifest',
         long: 'manifest',

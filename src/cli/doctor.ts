@@ -17,8 +17,7 @@ import {
   aclFromOptions,
   aclOption,
   connectionFromOptions,
-  s3ConnectionOptions,
-  withShortNames,
+  s3ToolConnectionOptions,
 } from '../s3/connection.js';
 import { parseBucketArg } from '../s3/location.js';
 import type { Command, RunContext } from './command.js';
@@ -53,7 +52,7 @@ export const doctorCommand: Command = {
         metavar: 'BUCKET[/PREFIX]',
         help: 'Bucket to check: exists, region, ACLs enabled, and a probe object written with --acl and removed.',
       },
-      ...withShortNames(s3ConnectionOptions, { accessKey: 'a', secretKey: 's', delegationToken: 't' }),
+      ...s3ToolConnectionOptions,
       aclOption,
       {
         name: 'destination',

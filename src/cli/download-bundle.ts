@@ -1,7 +1,7 @@
 // `amibundle download-bundle` / `ec2-download-bundle`: flags -> downloadBundle().
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { connectionFromOptions, s3ConnectionOptions, withShortNames } from '../s3/connection.js';
+import { bucketOption, connectionFromOptions, s3ToolConnectionOptions } from '../s3/connection.js';
 import { downloadBundle } from '../s3/download-bundle.js';
 import { checkPlainName, parseBucketArg } from '../s3/location.js';
 import type { Command } from './command.js';
@@ -12,16 +12,8 @@ export const downloadBundleCommand: Command = {
     tool: 'ec2-download-bundle',
     summary: 'Download a bundle from S3: parts in parallel, each SHA-1 checked as it lands.',
     options: [
-      {
-        name: 'bucket',
-        long: 'bucket',
-        short: 'b',
-        kind: 'string',
-        metavar: 'BUCKET[/PREFIX]',
-        required: true,
-        help: 'Bucket, optionally followed by the key prefix of the bundle.',
-      },
-      ...withShortNames(s3ConnectionOptions, { accessKey: 'a', secretKey: 's', delegationToken: 't' }),
+      bucketOption('Bucket, optionally followed by the key prefix of the bundle.'),
+      ...s3ToolConnectionOptions,
       {
         name: 'privatekey',
         long: 'privatekey',

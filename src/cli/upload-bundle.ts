@@ -5,8 +5,8 @@ import {
   aclFromOptions,
   aclOption,
   connectionFromOptions,
-  s3ConnectionOptions,
-  withShortNames,
+  s3ToolConnectionOptions,
+  bucketOption,
 } from '../s3/connection.js';
 import { parseBucketArg } from '../s3/location.js';
 import { uploadBundle } from '../s3/upload-bundle.js';
@@ -18,15 +18,9 @@ export const uploadBundleCommand: Command = {
     tool: 'ec2-upload-bundle',
     summary: 'Upload a bundle to S3: parts in parallel with Content-MD5, resumable, the manifest last.',
     options: [
-      {
-        name: 'bucket',
-        long: 'bucket',
-        short: 'b',
-        kind: 'string',
-        metavar: 'BUCKET[/PREFIX]',
-        required: true,
-        help: 'Bucket, optionally followed by a key prefix. A missing bucket is created (ACLs enabled).',
-      },
+      bucketOption(
+        'Bucket, optionally followed by a key prefix. A missing bucket is created (ACLs enabled).',
+      ),
       {
         name: 'manifest',
         long: 'manifest',
@@ -47,7 +41,7 @@ export const uploadBundleCommand: Command = {
         default: "the manifest's directory",
         help: 'Directory holding the parts.',
       },
-      ...withShortNames(s3ConnectionOptions, { accessKey: 'a', secretKey: 's', delegationToken: 't' }),
+      ...s3ToolConnectionOptions,
       aclOption,
       {
         name: 'location',

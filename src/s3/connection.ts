@@ -118,6 +118,26 @@ export function withShortNames(
   return specs.map((s) => (shorts[s.name] ? { ...s, short: shorts[s.name] } : s));
 }
 
+/** The S3 flags of the ec2-*-bundle tools, whose one-letter names are -a, -s and -t. */
+export const s3ToolConnectionOptions: readonly OptionSpec[] = withShortNames(s3ConnectionOptions, {
+  accessKey: 'a',
+  secretKey: 's',
+  delegationToken: 't',
+});
+
+/** `-b BUCKET[/PREFIX]`, mandatory for the S3 tools. */
+export function bucketOption(help: string): OptionSpec {
+  return {
+    name: 'bucket',
+    long: 'bucket',
+    short: 'b',
+    kind: 'string',
+    metavar: 'BUCKET[/PREFIX]',
+    required: true,
+    help,
+  };
+}
+
 /** AWS's own S3 host names carry the region: `s3-us-west-2.amazonaws.com`, `s3.eu-west-1.amazonaws.com.cn`. */
 export function regionOfAwsHost(host: string): string | undefined {
   const h = host.toLowerCase();
