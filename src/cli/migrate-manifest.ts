@@ -14,6 +14,7 @@ import {
   type SourceManifest,
 } from '../migrate/migrate.js';
 import type { Command } from './command.js';
+import { manifestOption, privateKeyOption } from './restore-flags.js';
 
 const PARTITIONS: readonly Partition[] = ['aws', 'aws-cn', 'aws-us-gov'];
 
@@ -57,26 +58,11 @@ export const migrateManifestCommand: Command = {
         required: true,
         help: 'Your certificate (PEM): the existing signature must verify with it.',
       },
-      {
-        name: 'privatekey',
-        long: 'privatekey',
-        short: 'k',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        required: true,
-        help: "Your private key (PEM): unwraps the bundle's key to re-wrap it for EC2, and re-signs.",
-      },
-      {
-        name: 'manifest',
-        long: 'manifest',
-        short: 'm',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        required: true,
-        help: 'The manifest to migrate; rewritten in place, the original kept as PATH.bak.',
-      },
+      privateKeyOption(
+        "Your private key (PEM): unwraps the bundle's key to re-wrap it for EC2, and re-signs.",
+        true,
+      ),
+      manifestOption('The manifest to migrate; rewritten in place, the original kept as PATH.bak.', true),
       {
         name: 'accessKey',
         long: 'access-key',
