@@ -13,6 +13,9 @@
 
 #include <node_api.h>
 
+#include "libdeflate_engine.h"
+#include "napi_util.h"
+
 /* 2^53: above this a double no longer holds every integer, so offsets would be wrong. */
 #define MAX_SAFE_OFFSET 9007199254740992.0
 
@@ -40,10 +43,6 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static napi_value throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
 
 #define NAPI_OK(call)                        \
   do {                                       \
@@ -294,51 +293,26 @@ static void deflate_execute(napi_env env, void *data) {
   sysz.end(&z);
 }
 
-static void free_out(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
 static void deflate_complete(napi_env env, napi_status status, void *data) {
   deflate_job *job = data;
   napi_value result;
   if (status == napi_ok && job->zerr == Z_OK) {
-    if (napi_create_external_buffer(env, job->out_len, job->out, free_out, NULL, &result) == napi_ok) {
+    if (napi_create_external_buffer(env, job->out_len, job->out, free_malloced, NULL, &result) == napi_ok) {
       job->out = NULL;
       napi_resolve_deferred(env, job->deferred, result);
     } else {
-      napi_value msg;
-      napi_create_string_utf8(env, "cannot create the output buffer", NAPI_AUTO_LENGTH, &msg);
-      napi_create_error(env, NULL, msg, &result);
-      napi_reject_deferred(env, job->deferred, result);
+      reject_with(env, job->deferred, "cannot create the output buffer");
     }
   } else {
-    napi_value msg;
     char text[96];
     snprintf(text, sizeof text, "zlib deflate failed (%d)", job->zerr);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &result);
-    napi_reject_deferred(env, job->deferred, result);
+    reject_with(env, job->deferred, text);
   }
   free(job->out);
   napi_delete_reference(env, job->input_ref);
   if (job->dict_ref) napi_delete_reference(env, job->dict_ref);
   napi_delete_async_work(env, job->work);
   free(job);
-}
-
-static int get_bytes(napi_env env, napi_value v, const unsigned char **p, size_t *n) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return 0;
-  napi_typedarray_type type;
-  void *data;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, n, &data, &ab, &offset) != napi_ok) return 0;
-  if (type != napi_uint8_array) return 0;
-  *p = data;
-  return 1;
 }
 
 /* deflateBlock(input: Uint8Array, dictionary: Uint8Array | null, level: number, last: boolean): Promise<Buffer> */
@@ -389,5 +363,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     if (napi_define_properties(env, exports, 1, &deflate_prop) != napi_ok) return NULL;
   }
 #endif
+  if (register_libdeflate(env, exports) != 0) return NULL;
   return exports;
 }

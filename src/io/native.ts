@@ -19,6 +19,23 @@ export interface NativeAddon {
     level: number,
     last: boolean,
   ): Promise<Buffer>;
+  /**
+   * One block compressed alone by libdeflate (levels 1..12) on the threadpool. Unless `last`, the
+   * stream's final block is reopened and two empty stored blocks appended, so the next block can
+   * follow in the same deflate stream. Present only when libdeflate.so.0 loaded.
+   */
+  deflateChunk?(input: Uint8Array, level: number, last: boolean): Promise<Buffer>;
+  /**
+   * Inflates one independently compressed block with libdeflate into at most `capacity` bytes.
+   * A non-final block must end exactly where its deflate data ends (after its stored-block marks);
+   * a final one may be followed by other bytes (`consumed` says where it ended). `ok` is false when
+   * the data is not such a block (or needs more room); it is never thrown for bad data.
+   */
+  inflateChunk?(
+    input: Uint8Array,
+    final: boolean,
+    capacity: number,
+  ): Promise<{ ok: boolean; consumed: number; data?: Buffer }>;
 }
 
 export interface AddonLoad {

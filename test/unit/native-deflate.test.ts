@@ -72,3 +72,66 @@ describe('system zlib deflate in the native addon', () => {
     expect(() => deflateBlock('x' as unknown as Buffer, null, 6, true)).toThrow(/Uint8Array/);
   });
 });
+
+describe.runIf(loadAddon().addon?.deflateChunk)('libdeflate chunks in the native addon', () => {
+  /** Deterministic pseudo-random sizes and kinds: text, noise (stored blocks), tiny (fixed blocks). */
+  function pieces(count: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const h = crypto.createHash('sha256').update(`piece ${i}`).digest();
+      const size = [1, 7, 300, 5000, 70_000, 200_000][h[0]! % 6]!;
+      const kind = h[1]! % 3;
+      out.push(kind === 0 ? sample(size) : kind === 1 ? crypto.randomBytes(size) : Buffer.alloc(size, i));
+    }
+    return out;
+  }
+
+  // 120 chunks of mixed kinds and levels end at every bit offset, so both layouts of the marker
+  // (header bits in the last byte's padding, or in one more byte) are exercised.
+  it('reopened chunks continue one deflate stream, whatever padding each ended with', async () => {
+    const addon = loadAddon().addon!;
+    const input = pieces(120);
+    const streams: Buffer[] = [];
+    for (const [i, piece] of input.entries()) {
+      const level = [1, 6, 9, 12][i % 4]!;
+      const last = i === input.length - 1;
+      const out = await addon.deflateChunk!(piece, level, last);
+      if (!last) {
+        expect(out.subarray(-9).toString('hex')).toBe('0000ffff000000ffff');
+      }
+      streams.push(out);
+    }
+    expect(zlib.inflateRawSync(Buffer.concat(streams)).equals(Buffer.concat(input))).toBe(true);
+  });
+
+  it('inflates a chunk alone, and refuses what is not one', async () => {
+    const addon = loadAddon().addon!;
+    const text = sample(300_000);
+    const chunk = await addon.deflateChunk!(text, 6, false);
+    const whole = await addon.inflateChunk!(chunk, false, text.length);
+    expect(whole.ok).toBe(true);
+    expect(whole.consumed).toBe(chunk.length);
+    expect(whole.data!.equals(text)).toBe(true);
+    // Too little room, a cut-off chunk, and a chunk that refers back into a dictionary all fail.
+    expect((await addon.inflateChunk!(chunk, false, text.length - 1)).ok).toBe(false);
+    expect((await addon.inflateChunk!(chunk.subarray(0, chunk.length - 20), false, text.length)).ok).toBe(false);
+    const primed = zlib.deflateRawSync(text.subarray(100_000), {
+      dictionary: text.subarray(68_232, 100_000),
+      flush: zlib.constants.Z_SYNC_FLUSH,
+    });
+    expect((await addon.inflateChunk!(primed, false, text.length)).ok).toBe(false);
+    // A final chunk may be followed by other bytes (the gzip trailer); consumed says where it ended.
+    const final = await addon.deflateChunk!(text, 6, true);
+    const withTrailer = Buffer.concat([final, Buffer.from('trailer!')]);
+    const end = await addon.inflateChunk!(withTrailer, true, text.length);
+    expect(end.ok).toBe(true);
+    expect(end.consumed).toBe(final.length);
+    expect(end.data!.equals(text)).toBe(true);
+  });
+
+  it('rejects bad arguments', () => {
+    const addon = loadAddon().addon!;
+    expect(() => addon.deflateChunk!(Buffer.alloc(1), 13, true)).toThrow(/level/);
+    expect(() => addon.inflateChunk!(Buffer.alloc(1), true, -1)).toThrow(/capacity/);
+  });
+});

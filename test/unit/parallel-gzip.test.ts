@@ -1,5 +1,6 @@
 // Parallel gzip: one valid member for every input shape, level and thread count; deterministic output;
-// bounded memory under a slow reader; errors and destroy behave.
+// bounded memory under a slow reader; errors and destroy behave. Every test runs with both engines
+// (zlib, and libdeflate when the addon has it; CI installs libdeflate0 so both run there).
 
 import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
@@ -7,9 +8,15 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createCompressor } from '../../src/codec/compression.js';
-import { createParallelGzip, MAX_OUTPUT_CHUNK } from '../../src/codec/parallel-gzip.js';
+import {
+  createParallelGzip,
+  type DeflateEngine,
+  MAX_OUTPUT_CHUNK,
+} from '../../src/codec/parallel-gzip.js';
+import { nativeAddon } from '../../src/io/native.js';
 
 const BLOCK = 64 * 1024;
+const ENGINES: DeflateEngine[] = nativeAddon()?.deflateChunk ? ['zlib', 'libdeflate'] : ['zlib'];
 
 /** Deterministic bytes: xorshift32 noise. */
 function noise(length: number, seed: number): Buffer {
@@ -64,7 +71,7 @@ function chunked(data: Buffer, sizes: number[]): Buffer[] {
 
 async function gzipWith(
   input: Buffer[],
-  opts: { level: number; threads: number; blockSize?: number },
+  opts: { level: number; threads: number; blockSize?: number; engine: DeflateEngine },
 ): Promise<{ output: Buffer; chunkSizes: number[] }> {
   const parts: Buffer[] = [];
   // A Writable sees each pushed piece as it is (an async iterator would join them).
@@ -96,7 +103,7 @@ function checkSingleMember(gz: Buffer, input: Buffer, level: number): void {
   expect(zlib.gunzipSync(gz).equals(input)).toBe(true);
 }
 
-describe('parallel gzip', () => {
+describe.each(ENGINES)('parallel gzip with %s', (engine) => {
   const big = mixed(3 * 1024 * 1024 + 12345);
   const inputs: [string, Buffer][] = [
     ['empty', Buffer.alloc(0)],
@@ -115,11 +122,13 @@ describe('parallel gzip', () => {
           level,
           threads: 1,
           blockSize: BLOCK,
+          engine,
         });
         const four = await gzipWith(chunked(input, [BLOCK, 333, 1 << 20]), {
           level,
           threads: 4,
           blockSize: BLOCK,
+          engine,
         });
         checkSingleMember(one.output, input, level);
         expect(four.output.equals(one.output), `${name}: 4 threads differ from 1`).toBe(true);
@@ -130,28 +139,43 @@ describe('parallel gzip', () => {
   }
 
   it('ends an empty input with a single empty final block', async () => {
-    const { output } = await gzipWith([], { level: 6, threads: 2 });
-    expect(output.length).toBe(20);
-    expect(output.subarray(10, 12)).toEqual(Buffer.from([0x03, 0x00]));
-    expect(zlib.gunzipSync(output).length).toBe(0);
+    const { output } = await gzipWith([], { level: 6, threads: 2, engine });
+    checkSingleMember(output, Buffer.alloc(0), 6);
+    // zlib: a fixed-Huffman block holding only end-of-block; libdeflate: an empty stored block.
+    const body = output.subarray(10, -8).toString('hex');
+    expect(body).toBe(engine === 'zlib' ? '0300' : '010000ffff');
+  });
+
+  it('ends every block but the last with the doubled sync marker (libdeflate only)', async () => {
+    const input = mixed(5 * BLOCK + 1000);
+    const { output } = await gzipWith([input], { level: 6, threads: 2, blockSize: BLOCK, engine });
+    const marker = Buffer.from('0000ffff000000ffff', 'hex');
+    let count = 0;
+    for (let at = output.indexOf(marker); at >= 0; at = output.indexOf(marker, at + 1)) count++;
+    expect(count).toBe(engine === 'libdeflate' ? 5 : 0);
   });
 
   it('works with the default 1 MiB block across block boundaries', async () => {
     const input = big.subarray(0, 2.5 * 1024 * 1024);
-    const { output } = await gzipWith(chunked(input, [100_000]), { level: 6, threads: 2 });
+    const { output } = await gzipWith(chunked(input, [100_000]), { level: 6, threads: 2, engine });
     checkSingleMember(output, input, 6);
   });
 
-  it('stays within 1% of single-stream zlib at level 9 on compressible data', async () => {
-    // 256 KiB blocks: more block seams than the default, so the per-block cost shows more.
-    const input = prose(2 * 1024 * 1024, 42);
+  it('stays within 1% of a single stream of the same engine at level 9 on compressible data', async () => {
+    // zlib: 256 KiB blocks, more seams than the default, so the per-block cost shows more.
+    // libdeflate starts each block without a dictionary, so it is held to the default 1 MiB blocks.
+    const input = prose(4 * 1024 * 1024, 42);
     const { output } = await gzipWith(chunked(input, [1 << 16]), {
       level: 9,
       threads: 2,
-      blockSize: 256 * 1024,
+      ...(engine === 'zlib' ? { blockSize: 256 * 1024 } : {}),
+      engine,
     });
-    const single = zlib.gzipSync(input, { level: 9 });
-    expect(output.length).toBeLessThanOrEqual(single.length * 1.01);
+    const single =
+      engine === 'zlib'
+        ? zlib.gzipSync(input, { level: 9 }).length
+        : (await nativeAddon()!.deflateChunk!(input, 9, true)).length + 18;
+    expect(output.length).toBeLessThanOrEqual(single * 1.01);
     expect(zlib.gunzipSync(output).equals(input)).toBe(true);
   });
 
@@ -168,7 +192,7 @@ describe('parallel gzip', () => {
   it('keeps its internal buffer bounded under a slow reader and honours back-pressure', async () => {
     const blockSize = 128 * 1024;
     const total = 24 * 1024 * 1024;
-    const gz = createParallelGzip({ level: 1, threads: 2, blockSize });
+    const gz = createParallelGzip({ level: 1, threads: 2, blockSize, engine });
     let produced = 0;
     let sourcePaused = 0;
     const source = new Readable({
@@ -219,14 +243,14 @@ describe('parallel gzip', () => {
     await expect(
       pipeline(
         failing,
-        createParallelGzip({ level: 6, threads: 2 }),
+        createParallelGzip({ level: 6, threads: 2, engine }),
         new Writable({ write: (_c, _e, cb) => cb() }),
       ),
     ).rejects.toThrow('disk on fire');
   });
 
   it('stops cleanly when destroyed while blocks are being compressed', async () => {
-    const gz = createParallelGzip({ level: 9, threads: 2, blockSize: BLOCK });
+    const gz = createParallelGzip({ level: 9, threads: 2, blockSize: BLOCK, engine });
     const seen: Buffer[] = [];
     gz.on('data', (chunk: Buffer) => seen.push(chunk));
     for (let i = 0; i < 8; i++) gz.write(prose(BLOCK, i + 1));

@@ -1,0 +1,271 @@
+/* Independent deflate chunks with libdeflate, on libuv's threadpool.
+ *
+ * libdeflate compresses 2-3 times faster than zlib at the same ratio, but only whole buffers: no
+ * preset dictionary, no sync flush. So each chunk of the gzip body is compressed on its own (a
+ * 1 MiB chunk loses little without its predecessor's 32 KiB), then reopened with deflate_walk so
+ * the next chunk can follow in the same member, and ended with a doubled empty stored block. That
+ * marker lets a reader find chunk boundaries by search and inflate chunks in parallel, each from
+ * scratch — a guess it verifies: a chunk must decode alone, to its exact end.
+ *
+ * libdeflate is opened at run time (libdeflate.so.0, Debian's libdeflate0); without it these
+ * functions are simply absent and the TypeScript side uses zlib. Prototypes are declared here from
+ * libdeflate's documented API so no development headers are needed. */
+#include "libdeflate_engine.h"
+
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deflate_walk.h"
+#include "napi_util.h"
+
+struct libdeflate_compressor;
+struct libdeflate_decompressor;
+
+enum { LD_SUCCESS = 0, LD_BAD_DATA = 1, LD_SHORT_OUTPUT = 2, LD_INSUFFICIENT_SPACE = 3 };
+
+static struct {
+  struct libdeflate_compressor *(*alloc_compressor)(int);
+  size_t (*compress)(struct libdeflate_compressor *, const void *, size_t, void *, size_t);
+  size_t (*compress_bound)(struct libdeflate_compressor *, size_t);
+  struct libdeflate_decompressor *(*alloc_decompressor)(void);
+  int (*decompress_ex)(struct libdeflate_decompressor *, const void *, size_t, void *, size_t, size_t *,
+                       size_t *);
+} ld;
+
+static int load_libdeflate(void) {
+  void *h = dlopen("libdeflate.so.0", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return 0;
+  *(void **)&ld.alloc_compressor = dlsym(h, "libdeflate_alloc_compressor");
+  *(void **)&ld.compress = dlsym(h, "libdeflate_deflate_compress");
+  *(void **)&ld.compress_bound = dlsym(h, "libdeflate_deflate_compress_bound");
+  *(void **)&ld.alloc_decompressor = dlsym(h, "libdeflate_alloc_decompressor");
+  *(void **)&ld.decompress_ex = dlsym(h, "libdeflate_deflate_decompress_ex");
+  return ld.alloc_compressor && ld.compress && ld.compress_bound && ld.alloc_decompressor && ld.decompress_ex;
+}
+
+/* One compressor per level and one decompressor per pool thread, kept for the thread's life:
+ * allocating them per chunk would cost more than small chunks take to compress. */
+static __thread struct libdeflate_compressor *thread_compressors[13];
+static __thread struct libdeflate_decompressor *thread_decompressor;
+
+/* ---- deflateChunk ---- */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref input_ref;
+  const unsigned char *input;
+  size_t input_len;
+  int level;
+  int last;
+  unsigned char *out;
+  size_t out_len;
+  const char *error;
+} deflate_chunk_job;
+
+static void deflate_chunk_execute(napi_env env, void *data) {
+  (void)env;
+  deflate_chunk_job *job = data;
+  struct libdeflate_compressor **c = &thread_compressors[job->level];
+  if (!*c && !(*c = ld.alloc_compressor(job->level))) {
+    job->error = "libdeflate: cannot allocate a compressor";
+    return;
+  }
+  /* Room for the whole stream plus what deflate_unfinalize appends. */
+  size_t cap = ld.compress_bound(*c, job->input_len) + 16;
+  if (!(job->out = malloc(cap))) {
+    job->error = "out of memory";
+    return;
+  }
+  size_t n = ld.compress(*c, job->input, job->input_len, job->out, cap - 16);
+  if (n == 0) {
+    job->error = "libdeflate: output larger than its bound";
+    return;
+  }
+  if (!job->last) {
+    uint64_t final_header, end;
+    if (deflate_walk(job->out, n, &final_header, &end) != 0) {
+      job->error = "libdeflate produced a stream the block walker cannot follow";
+      return;
+    }
+    n = deflate_unfinalize(job->out, n, final_header, end);
+  }
+  job->out_len = n;
+}
+
+static void deflate_chunk_complete(napi_env env, napi_status status, void *data) {
+  deflate_chunk_job *job = data;
+  napi_value result;
+  if (status != napi_ok) {
+    reject_with(env, job->deferred, "deflateChunk was cancelled");
+  } else if (job->error) {
+    reject_with(env, job->deferred, job->error);
+  } else if (napi_create_external_buffer(env, job->out_len, job->out, free_malloced, NULL, &result) == napi_ok) {
+    job->out = NULL;
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    reject_with(env, job->deferred, "cannot create the output buffer");
+  }
+  free(job->out);
+  napi_delete_reference(env, job->input_ref);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+/* deflateChunk(input: Uint8Array, level: 1..12, last: boolean): Promise<Buffer> */
+static napi_value deflate_chunk(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3)
+    return throw_type(env, "deflateChunk(input, level, last)");
+  const unsigned char *input;
+  size_t input_len;
+  int32_t level;
+  bool last;
+  if (!get_bytes(env, argv[0], &input, &input_len)) return throw_type(env, "input must be a Uint8Array");
+  if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 1 || level > 12)
+    return throw_type(env, "level must be 1..12");
+  if (napi_get_value_bool(env, argv[2], &last) != napi_ok) return throw_type(env, "last must be a boolean");
+  deflate_chunk_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_type(env, "out of memory");
+  job->input = input;
+  job->input_len = input_len;
+  job->level = level;
+  job->last = last;
+  napi_value promise, name;
+  if (napi_create_reference(env, argv[0], 1, &job->input_ref) != napi_ok ||
+      napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+    free(job);
+    return NULL;
+  }
+  napi_create_string_utf8(env, "amibundle.deflateChunk", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, deflate_chunk_execute, deflate_chunk_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+/* ---- inflateChunk ---- */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref input_ref;
+  const unsigned char *input;
+  size_t input_len;
+  int final;
+  size_t capacity;
+  unsigned char *out;
+  size_t out_len;
+  size_t consumed;
+  int result;
+  const char *error;
+} inflate_chunk_job;
+
+static void inflate_chunk_execute(napi_env env, void *data) {
+  (void)env;
+  inflate_chunk_job *job = data;
+  if (!thread_decompressor && !(thread_decompressor = ld.alloc_decompressor())) {
+    job->error = "libdeflate: cannot allocate a decompressor";
+    return;
+  }
+  const unsigned char *in = job->input;
+  size_t in_len = job->input_len;
+  unsigned char *copy = NULL;
+  if (!job->final) {
+    /* A chunk ends without a final block; libdeflate needs one, so a copy gets an empty one
+     * (BFINAL=1, fixed Huffman, end-of-block: the bits 1 10 0000000 -> 03 00). */
+    if (!(copy = malloc(in_len + 2))) {
+      job->error = "out of memory";
+      return;
+    }
+    memcpy(copy, in, in_len);
+    copy[in_len] = 0x03;
+    copy[in_len + 1] = 0x00;
+    in = copy;
+    in_len += 2;
+  }
+  if (!(job->out = malloc(job->capacity ? job->capacity : 1))) {
+    free(copy);
+    job->error = "out of memory";
+    return;
+  }
+  size_t used_in = 0, used_out = 0;
+  job->result = ld.decompress_ex(thread_decompressor, in, in_len, job->out, job->capacity, &used_in, &used_out);
+  free(copy);
+  job->out_len = used_out;
+  job->consumed = job->final ? used_in : (used_in >= 2 ? used_in - 2 : 0);
+  /* Not ours unless the appended end block was reached exactly at the end. */
+  if (job->result == LD_SUCCESS && !job->final && used_in != in_len) job->result = LD_BAD_DATA;
+}
+
+static void inflate_chunk_complete(napi_env env, napi_status status, void *data) {
+  inflate_chunk_job *job = data;
+  if (status != napi_ok) {
+    reject_with(env, job->deferred, "inflateChunk was cancelled");
+  } else if (job->error) {
+    reject_with(env, job->deferred, job->error);
+  } else {
+    napi_value result, ok, consumed, out;
+    napi_create_object(env, &result);
+    napi_get_boolean(env, job->result == LD_SUCCESS, &ok);
+    napi_set_named_property(env, result, "ok", ok);
+    napi_create_double(env, (double)job->consumed, &consumed);
+    napi_set_named_property(env, result, "consumed", consumed);
+    if (job->result == LD_SUCCESS &&
+        napi_create_external_buffer(env, job->out_len, job->out, free_malloced, NULL, &out) == napi_ok) {
+      job->out = NULL;
+      napi_set_named_property(env, result, "data", out);
+    }
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  free(job->out);
+  napi_delete_reference(env, job->input_ref);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+/* inflateChunk(input: Uint8Array, final: boolean, capacity: number):
+ *   Promise<{ ok: boolean, consumed: number, data?: Buffer }> */
+static napi_value inflate_chunk(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3)
+    return throw_type(env, "inflateChunk(input, final, capacity)");
+  const unsigned char *input;
+  size_t input_len;
+  bool final;
+  double capacity;
+  if (!get_bytes(env, argv[0], &input, &input_len)) return throw_type(env, "input must be a Uint8Array");
+  if (napi_get_value_bool(env, argv[1], &final) != napi_ok) return throw_type(env, "final must be a boolean");
+  if (napi_get_value_double(env, argv[2], &capacity) != napi_ok || !(capacity >= 0) ||
+      capacity > 1073741824.0 || capacity != (double)(size_t)capacity)
+    return throw_type(env, "capacity must be an integer from 0 to 1 GiB");
+  inflate_chunk_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_type(env, "out of memory");
+  job->input = input;
+  job->input_len = input_len;
+  job->final = final;
+  job->capacity = (size_t)capacity;
+  napi_value promise, name;
+  if (napi_create_reference(env, argv[0], 1, &job->input_ref) != napi_ok ||
+      napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+    free(job);
+    return NULL;
+  }
+  napi_create_string_utf8(env, "amibundle.inflateChunk", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, inflate_chunk_execute, inflate_chunk_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+int register_libdeflate(napi_env env, napi_value exports) {
+  if (!load_libdeflate() || deflate_walk_init() != 0) return 0;
+  napi_property_descriptor props[] = {
+      {"deflateChunk", NULL, deflate_chunk, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inflateChunk", NULL, inflate_chunk, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  return napi_define_properties(env, exports, 2, props) == napi_ok ? 0 : -1;
+}

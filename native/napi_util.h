@@ -1,0 +1,41 @@
+/* Small Node-API helpers shared by the addon's source files. */
+#ifndef AMIBUNDLE_NAPI_UTIL_H
+#define AMIBUNDLE_NAPI_UTIL_H
+#include <stdlib.h>
+
+#include <node_api.h>
+
+static inline napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+/* The bytes of a Uint8Array (or Buffer); 0 when v is anything else. */
+static inline int get_bytes(napi_env env, napi_value v, const unsigned char **p, size_t *n) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return 0;
+  napi_typedarray_type type;
+  void *data;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, n, &data, &ab, &offset) != napi_ok) return 0;
+  if (type != napi_uint8_array) return 0;
+  *p = data;
+  return 1;
+}
+
+/* Finalizer for external buffers whose memory came from malloc. */
+static inline void free_malloced(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static inline void reject_with(napi_env env, napi_deferred deferred, const char *text) {
+  napi_value msg, error;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &error);
+  napi_reject_deferred(env, deferred, error);
+}
+
+#endif
