@@ -13,6 +13,7 @@
 
 #include <node_api.h>
 
+#include "async_sha1.h"
 #include "libdeflate_engine.h"
 #include "napi_util.h"
 
@@ -297,7 +298,7 @@ static void deflate_complete(napi_env env, napi_status status, void *data) {
   deflate_job *job = data;
   napi_value result;
   if (status == napi_ok && job->zerr == Z_OK) {
-    if (napi_create_external_buffer(env, job->out_len, job->out, free_malloced, NULL, &result) == napi_ok) {
+    if (malloced_buffer(env, job->out, job->out_len, &result) == napi_ok) {
       job->out = NULL;
       napi_resolve_deferred(env, job->deferred, result);
     } else {
@@ -364,5 +365,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   }
 #endif
   if (register_libdeflate(env, exports) != 0) return NULL;
+  if (register_async_sha1(env, exports) != 0) return NULL;
   return exports;
 }

@@ -3,6 +3,7 @@
 
 import type { Duplex } from 'node:stream';
 import { createParallelGzip } from './parallel-gzip.js';
+import { canInflateInParallel, createParallelGunzip } from './parallel-gunzip.js';
 import { createSingleMemberGunzip } from './single-member-gunzip.js';
 import { createZstdCompressor, createZstdDecompressor } from './zstd.js';
 
@@ -46,11 +47,16 @@ export function createCompressor(opts: CompressorOptions): Duplex {
 
 /**
  * gzip: exactly one member, CRC-32 and length checked, nothing after it (a second member or
- * trailing bytes are errors). zstd: standard frames with their checksums checked.
+ * trailing bytes are errors); read in parallel where the addon has libdeflate (it falls back to the
+ * sequential reader by itself for members not written that way). zstd: standard frames with their
+ * checksums checked.
  */
 export function createDecompressor(codec: CompressionCodec): Duplex {
   checkCodec(codec);
-  return codec === 'gzip' ? createSingleMemberGunzip() : createZstdDecompressor();
+  if (codec === 'zstd') return createZstdDecompressor();
+  return canInflateInParallel() && process.env['AMIBUNDLE_INFLATE'] !== 'sequential'
+    ? createParallelGunzip()
+    : createSingleMemberGunzip();
 }
 
 function checkCodec(codec: string): asserts codec is CompressionCodec {

@@ -290,12 +290,10 @@ function deflateChunk(
   last: boolean,
   done: (error: Error | null, output?: Buffer) => void,
 ): void {
-  nativeAddon()!
-    .deflateChunk!(input, level, last)
-    .then(
-      (output) => done(null, output),
-      (error: Error) => done(error),
-    );
+  nativeAddon()!.deflateChunk!(input, level, last).then(
+    (output) => done(null, output),
+    (error: Error) => done(error),
+  );
 }
 
 /**

@@ -11,7 +11,7 @@ import { BundleError } from '../errors.js';
  */
 const OUTPUT_CHUNK = 1024 * 1024;
 /** FNAME/FCOMMENT/FEXTRA are unbounded in the format; a header longer than this is hostile. */
-const MAX_HEADER = 64 * 1024;
+export const MAX_GZIP_HEADER = 64 * 1024;
 
 const FHCRC = 0x02;
 const FEXTRA = 0x04;
@@ -19,7 +19,8 @@ const FNAME = 0x08;
 const FCOMMENT = 0x10;
 const FRESERVED = 0xe0;
 
-const HINT = 'the bundle is damaged or was not made by ec2-bundle-image; bundle the image again';
+export const GUNZIP_HINT =
+  'the bundle is damaged or was not made by ec2-bundle-image; bundle the image again';
 
 /**
  * Length of the gzip member header at the start of `buf`, or -1 when more bytes are needed.
@@ -29,11 +30,11 @@ export function gzipHeaderLength(buf: Buffer): number {
   if (buf.length >= 1 && buf[0] !== 0x1f) throw notGzip();
   if (buf.length >= 2 && buf[1] !== 0x8b) throw notGzip();
   if (buf.length >= 3 && buf[2] !== 8) {
-    throw new BundleError(`gzip data uses compression method ${buf[2]}, not deflate (8)`, HINT);
+    throw new BundleError(`gzip data uses compression method ${buf[2]}, not deflate (8)`, GUNZIP_HINT);
   }
   if (buf.length < 10) return -1;
   const flags = buf[3]!;
-  if (flags & FRESERVED) throw new BundleError('gzip header has reserved flag bits set', HINT);
+  if (flags & FRESERVED) throw new BundleError('gzip header has reserved flag bits set', GUNZIP_HINT);
   let at = 10;
   if (flags & FEXTRA) {
     if (buf.length < at + 2) return -1;
@@ -51,7 +52,7 @@ export function gzipHeaderLength(buf: Buffer): number {
     if (buf.length < at + 2) return -1;
     const expected = buf.readUInt16LE(at);
     if ((zlib.crc32(buf.subarray(0, at)) & 0xffff) !== expected) {
-      throw new BundleError('gzip header checksum does not match', HINT);
+      throw new BundleError('gzip header checksum does not match', GUNZIP_HINT);
     }
     at += 2;
   }
@@ -59,10 +60,19 @@ export function gzipHeaderLength(buf: Buffer): number {
 }
 
 function notGzip(): BundleError {
-  return new BundleError('decrypted data is not gzip (bad magic bytes)', HINT);
+  return new BundleError('decrypted data is not gzip (bad magic bytes)', GUNZIP_HINT);
 }
 
 type State = 'header' | 'body' | 'trailer' | 'done';
+
+/** Where a reader that already inflated the start of a member hands the rest to this one. */
+export interface GunzipResume {
+  /** The last (up to) 32 KiB of the output so far: what the deflate data may refer back to. */
+  dictionary: Buffer;
+  /** CRC-32 and length (mod 2^32) of the output so far. */
+  crc: number;
+  size: number;
+}
 
 /** Duplex stream: one gzip member in, its uncompressed bytes out (checked against CRC-32 and ISIZE). */
 export class SingleMemberGunzip extends Duplex {
@@ -78,9 +88,18 @@ export class SingleMemberGunzip extends Duplex {
   private size = 0;
   private pendingFinal: ((error?: Error | null) => void) | undefined;
 
-  constructor() {
+  /** With `resume`, the input starts inside the deflate data (no header) where another reader stopped. */
+  constructor(resume?: GunzipResume) {
     super({ readableHighWaterMark: OUTPUT_CHUNK, writableHighWaterMark: OUTPUT_CHUNK });
-    this.inflater = zlib.createInflateRaw({ chunkSize: OUTPUT_CHUNK });
+    this.inflater = zlib.createInflateRaw({
+      chunkSize: OUTPUT_CHUNK,
+      ...(resume && resume.dictionary.length > 0 ? { dictionary: resume.dictionary } : {}),
+    });
+    if (resume) {
+      this.state = 'body';
+      this.crc = resume.crc;
+      this.size = resume.size;
+    }
     this.inflater.on('data', (chunk: Buffer) => {
       this.crc = zlib.crc32(chunk, this.crc);
       this.size = (this.size + chunk.length) % 0x1_0000_0000;
@@ -92,7 +111,7 @@ export class SingleMemberGunzip extends Duplex {
       const message = /unexpected end/i.test(error.message)
         ? 'gzip data is truncated'
         : `gzip data is corrupt (${error.message})`;
-      this.destroy(new BundleError(message, HINT, { cause: error }));
+      this.destroy(new BundleError(message, GUNZIP_HINT, { cause: error }));
     });
   }
 
@@ -106,7 +125,8 @@ export class SingleMemberGunzip extends Duplex {
         this.header = Buffer.concat([this.header, chunk]);
         const length = gzipHeaderLength(this.header);
         if (length < 0) {
-          if (this.header.length > MAX_HEADER) throw new BundleError('gzip header is too long', HINT);
+          if (this.header.length > MAX_GZIP_HEADER)
+            throw new BundleError('gzip header is too long', GUNZIP_HINT);
           callback();
           return;
         }
@@ -132,7 +152,10 @@ export class SingleMemberGunzip extends Duplex {
   override _final(callback: (error?: Error | null) => void): void {
     if (this.state === 'header') {
       callback(
-        new BundleError(this.header.length === 0 ? 'gzip data is empty' : 'gzip data is truncated', HINT),
+        new BundleError(
+          this.header.length === 0 ? 'gzip data is empty' : 'gzip data is truncated',
+          GUNZIP_HINT,
+        ),
       );
       return;
     }
@@ -178,12 +201,13 @@ export class SingleMemberGunzip extends Duplex {
     this.pendingFinal = undefined;
     if (!callback || this.state !== 'trailer') return;
     try {
-      if (this.tail.length < 8) throw new BundleError('gzip data is truncated (trailer missing)', HINT);
+      if (this.tail.length < 8)
+        throw new BundleError('gzip data is truncated (trailer missing)', GUNZIP_HINT);
       if (this.tail.readUInt32LE(0) !== this.crc >>> 0) {
-        throw new BundleError('gzip data is corrupt: CRC-32 of the content does not match', HINT);
+        throw new BundleError('gzip data is corrupt: CRC-32 of the content does not match', GUNZIP_HINT);
       }
       if (this.tail.readUInt32LE(4) !== this.size) {
-        throw new BundleError('gzip data is corrupt: content length does not match the trailer', HINT);
+        throw new BundleError('gzip data is corrupt: content length does not match the trailer', GUNZIP_HINT);
       }
     } catch (error) {
       callback(error as Error);
@@ -195,13 +219,13 @@ export class SingleMemberGunzip extends Duplex {
   }
 }
 
-function afterMember(extra: Buffer): BundleError {
+export function afterMember(extra: Buffer): BundleError {
   const second = extra.length >= 2 && extra[0] === 0x1f && extra[1] === 0x8b;
   return new BundleError(
     second
       ? 'gzip data holds more than one member; a bundle holds exactly one'
       : 'unexpected data after the end of the gzip member',
-    HINT,
+    GUNZIP_HINT,
   );
 }
 

@@ -135,6 +135,8 @@ export class TarMemberReader {
         await this.consume(unit);
       }
     }
+    // A unit still incomplete must outlive this chunk: the caller may reuse its memory once we return.
+    if (this.pending.length > 0) this.pending = [Buffer.concat(this.pending)];
   }
 
   /** The stream ended: it must have ended after the member and the end-of-archive marker. */

@@ -26,16 +26,24 @@ export interface NativeAddon {
    */
   deflateChunk?(input: Uint8Array, level: number, last: boolean): Promise<Buffer>;
   /**
-   * Inflates one independently compressed block with libdeflate into at most `capacity` bytes.
-   * A non-final block must end exactly where its deflate data ends (after its stored-block marks);
-   * a final one may be followed by other bytes (`consumed` says where it ended). `ok` is false when
-   * the data is not such a block (or needs more room); it is never thrown for bad data.
+   * Inflates one independently compressed block into `output` (ISA-L's igzip when libisal.so.2 is
+   * there, else libdeflate). A non-final block must end exactly where its deflate data ends (after
+   * its stored-block marks); a final one may be followed by other bytes (`consumed` says where it
+   * ended). `ok` is false when the data is not such a block or does not fit; bad data never throws.
    */
   inflateChunk?(
     input: Uint8Array,
     final: boolean,
-    capacity: number,
-  ): Promise<{ ok: boolean; consumed: number; data?: Buffer }>;
+    output: Uint8Array,
+  ): Promise<{ ok: boolean; consumed: number; written: number }>;
+  /** 'isa-l' or 'libdeflate': what inflateChunk uses. */
+  inflateEngine?: string;
+  /** An OpenSSL SHA-1 context (from the node binary); absent if node does not export OpenSSL. */
+  sha1Create?(): object;
+  /** Hashes `data` on the threadpool; at most one update per context may be in flight. */
+  sha1Update?(ctx: object, data: Uint8Array): Promise<void>;
+  /** Hex digest; the context is spent. */
+  sha1Digest?(ctx: object): string;
 }
 
 export interface AddonLoad {

@@ -2,12 +2,13 @@
 // into a sparse file, hashing the tar stream on the way; the image gets its final name only when
 // the digest, sizes and (optionally) the signature all check out. Without a destination it is
 // `verify`: every check, nothing written.
-import crypto from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { silentReporter } from '../cli/reporter.js';
 import { createAesDecryptor } from '../codec/aes-cbc.js';
 import { createDecompressor } from '../codec/compression.js';
+import { ParallelGunzip } from '../codec/parallel-gunzip.js';
+import { createAsyncSha1, sha1Hex } from '../io/async-sha1.js';
 import { aesMaterial, createUnwrapper } from '../crypto/key-wrap.js';
 import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
 import { verifyHex } from '../crypto/signature.js';
@@ -19,7 +20,7 @@ import type { PartSource } from './part-source.js';
 import type { RestoreOptions, RestoreResult } from './restore-options.js';
 
 /** Parts read ahead of the decryptor: enough to keep it busy, few enough to bound memory. */
-const READ_AHEAD = 3;
+const READ_AHEAD = 2;
 
 /** Checks the signature when a certificate is given; returns whether it was checked. */
 function checkSignature(opts: Pick<RestoreOptions, 'certPem' | 'manifest'>): boolean {
@@ -68,7 +69,7 @@ async function* verifiedParts(
   for (const part of parts) {
     fill();
     const data = await pending.shift()!;
-    const sha1 = crypto.createHash('sha1').update(data).digest('hex');
+    const sha1 = await sha1Hex(data);
     if (sha1 !== part.digest)
       throw new BundleError(
         `part ${part.filename} is corrupt: SHA-1 ${sha1} does not match the manifest's ${part.digest}`,
@@ -86,12 +87,18 @@ async function* verifiedParts(
 
 /** Consumes the tar stream: hashes it and hands the one member's data to the image writer. */
 class UntarSink extends Writable {
-  readonly sha1 = crypto.createHash('sha1');
+  readonly sha1 = createAsyncSha1();
   member: TarMember | undefined;
   writer: ImageWriter | undefined;
   private readonly reader: TarMemberReader;
 
-  constructor(destination: string | undefined, expectedSize: number, onMember: (m: TarMember) => void) {
+  constructor(
+    destination: string | undefined,
+    expectedSize: number,
+    onMember: (m: TarMember) => void,
+    /** Called with each chunk once nothing refers to it any more (the decompressor reuses it). */
+    private readonly release: (chunk: Buffer) => void = () => undefined,
+  ) {
     super({ highWaterMark: 4 });
     this.reader = new TarMemberReader({
       member: async (m) => {
@@ -113,8 +120,11 @@ class UntarSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.sha1.update(chunk);
-    this.reader.write(chunk).then(() => done(), done);
+    // Hashed on the threadpool while the reader parses and writes it; released when both are done.
+    Promise.all([this.sha1.update(chunk), this.reader.write(chunk)]).then(() => {
+      this.release(chunk);
+      done();
+    }, done);
   }
 
   override _final(done: (err?: Error | null) => void): void {
@@ -138,10 +148,16 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
       `the manifest's bundled_size ${m.image.bundledSize} is not a multiple of the AES block`,
     );
 
-  const sink = new UntarSink(opts.destination, m.image.size, (member) => {
-    if (member.name !== m.image.name)
-      out.warn(`the image inside is named '${member.name}' while the manifest names '${m.image.name}'`);
-  });
+  const decompressor = createDecompressor(m.image.compression ?? 'gzip');
+  const sink = new UntarSink(
+    opts.destination,
+    m.image.size,
+    (member) => {
+      if (member.name !== m.image.name)
+        out.warn(`the image inside is named '${member.name}' while the manifest names '${m.image.name}'`);
+    },
+    decompressor instanceof ParallelGunzip ? (chunk) => decompressor.release(chunk) : undefined,
+  );
   let done = 0;
   try {
     await pipeline(
@@ -159,12 +175,12 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
         { objectMode: false, highWaterMark: 1 },
       ),
       createAesDecryptor(key, iv),
-      createDecompressor(m.image.compression ?? 'gzip'),
+      decompressor,
       sink,
       ...(opts.signal ? [{ signal: opts.signal }] : []),
     );
     out.endProgress();
-    const digest = sink.sha1.digest('hex');
+    const digest = await sink.sha1.digest();
     if (digest !== m.image.digest)
       throw new BundleError(`invalid digest, expected ${m.image.digest} received ${digest}`);
     const imagePath = sink.writer ? await sink.writer.commit() : undefined;

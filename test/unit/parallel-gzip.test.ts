@@ -8,11 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createCompressor } from '../../src/codec/compression.js';
-import {
-  createParallelGzip,
-  type DeflateEngine,
-  MAX_OUTPUT_CHUNK,
-} from '../../src/codec/parallel-gzip.js';
+import { createParallelGzip, type DeflateEngine, MAX_OUTPUT_CHUNK } from '../../src/codec/parallel-gzip.js';
 import { nativeAddon } from '../../src/io/native.js';
 
 const BLOCK = 64 * 1024;
