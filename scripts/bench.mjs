@@ -316,6 +316,7 @@ function report(images) {
       .join(' ')}`,
   );
   L.push(`Tools: ${images.versions}`);
+  L.push(`Native engines: ${images.engines}`);
   L.push(
     'Images (in /var/tmp/amibundle-bench, reused between runs; read from the page cache: each is read once before its first run):',
   );
@@ -552,9 +553,15 @@ async function main() {
     makeExt4(out, 160, 60);
     execFileSync('truncate', ['-s', '10G', out]);
   });
+  const { loadAddon } = await import(pathToFileURL(path.join(root, 'dist/io/native.js')).href);
+  const addon = loadAddon().addon;
+  const engines = addon
+    ? `gzip deflate ${addon.deflateChunk ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}`
+    : `addon not built (${loadAddon().error}): TypeScript fallbacks`;
   const images = {
     loadStart,
     versions,
+    engines,
     files: {
       '1 GiB, 65%': img1,
       '4 GiB, 65%': img4,

@@ -5,7 +5,8 @@ import crypto from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { BundleError } from '../errors.js';
 
-const SLICE = 64 * 1024;
+/** Largest piece handed to OpenSSL at once. */
+export const AES_SLICE = 64 * 1024;
 
 class CipherStream extends Transform {
   constructor(
@@ -16,8 +17,8 @@ class CipherStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    for (let at = 0; at < chunk.length; at += SLICE) {
-      const out = this.cipher.update(chunk.subarray(at, Math.min(at + SLICE, chunk.length)));
+    for (let at = 0; at < chunk.length; at += AES_SLICE) {
+      const out = this.cipher.update(chunk.subarray(at, Math.min(at + AES_SLICE, chunk.length)));
       if (out.length > 0) this.push(out);
     }
     done();

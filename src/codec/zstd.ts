@@ -1,15 +1,14 @@
-// Streaming zstd compress/decompress over zstd-napi's native contexts, with real back-pressure:
-// output leaves in pieces of at most 64 KiB and the native call loop pauses while the reader is full.
+// Streaming zstd compression over zstd-napi's native context, with real back-pressure: output leaves
+// in pieces of at most 64 KiB (the AES stage after it is fastest so) and the native call loop pauses
+// while the reader is full. Decompression runs on a worker thread: zstd-decompress.ts.
 
 import os from 'node:os';
 import { Duplex } from 'node:stream';
 import binding from 'zstd-napi/binding.js';
-import { BundleError } from '../errors.js';
 
 export const ZSTD_DEFAULT_LEVEL = 3;
 export const ZSTD_MAX_LEVEL = 19;
 const OUTPUT_CHUNK = 64 * 1024;
-const HINT = 'the bundle is damaged or was not made by amibundle with zstd; bundle the image again';
 
 export interface ZstdCompressOptions {
   /** 1..19; default 3. */
@@ -143,41 +142,6 @@ export class ZstdCompressor extends SteppedDuplex {
   protected atEnd(): void {}
 }
 
-/** zstd decompressor: any sequence of standard frames; truncation and garbage are errors. */
-export class ZstdDecompressor extends SteppedDuplex {
-  private readonly dctx = new binding.DCtx();
-  private inFrame = false;
-  private sawFrame = false;
-
-  protected step(
-    out: Buffer,
-    input: Buffer,
-    end: boolean,
-  ): { consumed: number; produced: number; complete: boolean } {
-    if (end) return { consumed: 0, produced: 0, complete: true };
-    let result: [number, number, number];
-    try {
-      result = this.dctx.decompressStream(out, input);
-    } catch (error) {
-      throw new BundleError(`zstd data is corrupt (${(error as Error).message})`, HINT, { cause: error });
-    }
-    const [hint, produced, consumed] = result;
-    // A call that moved nothing reports what the next frame needs; it says nothing of the last one.
-    if (consumed > 0 || produced > 0) {
-      this.sawFrame = true;
-      this.inFrame = hint !== 0;
-    }
-    // A full output buffer may mean more output is waiting inside zstd, unless the frame is done.
-    const complete = consumed === input.length && (produced < out.length || hint === 0);
-    return { consumed, produced, complete };
-  }
-
-  protected atEnd(): void {
-    if (!this.sawFrame) throw new BundleError('zstd data is empty', HINT);
-    if (this.inFrame) throw new BundleError('zstd data is truncated', HINT);
-  }
-}
-
 export function checkZstdLevel(level: number): void {
   if (!Number.isInteger(level) || level < 1 || level > ZSTD_MAX_LEVEL) {
     throw new RangeError(`zstd level must be an integer from 1 to ${ZSTD_MAX_LEVEL} (got ${level})`);
@@ -188,6 +152,4 @@ export function createZstdCompressor(opts: ZstdCompressOptions = {}): ZstdCompre
   return new ZstdCompressor(opts);
 }
 
-export function createZstdDecompressor(): ZstdDecompressor {
-  return new ZstdDecompressor();
-}
+export { createZstdDecompressor, ZstdDecompressor } from './zstd-decompress.js';

@@ -13,7 +13,7 @@ export class DirPartSource implements PartSource {
     this.description = dir;
   }
 
-  async readPart(filename: string, _index: number): Promise<Buffer> {
+  async readPart(filename: string, _index: number, into?: Buffer): Promise<Buffer> {
     const file = path.join(this.dir, checkPartFileName(filename));
     let handle: fs.promises.FileHandle;
     try {
@@ -31,7 +31,16 @@ export class DirPartSource implements PartSource {
       if (!stat.isFile()) throw new BundleError(`part ${file} is not a regular file`);
       if (stat.size > MAX_PART_BYTES)
         throw new BundleError(`part ${file} is ${stat.size} bytes; bundle parts are at most 10 MiB`);
-      return await handle.readFile();
+      if (!into || into.length < stat.size) return await handle.readFile();
+      // Into the caller's reused buffer: a fresh 10 MiB costs 2,560 page faults on first touch.
+      let filled = 0;
+      while (filled < stat.size) {
+        const { bytesRead } = await handle.read(into, filled, stat.size - filled, filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      if (filled !== stat.size) throw new BundleError(`part ${file} changed size while being read`);
+      return into.subarray(0, filled);
     } finally {
       await handle.close();
     }

@@ -5,7 +5,8 @@ export interface PartSource {
   readonly description: string;
   /**
    * The whole part as one buffer (parts are at most 10 MiB): its SHA-1 is checked before any
-   * byte of it is used. Rejects with a clear error when the part is missing.
+   * byte of it is used. Rejects with a clear error when the part is missing. A source may read into
+   * `into` (at least 10 MiB, reused by the caller) and return a view of it, or ignore it.
    */
-  readPart(filename: string, index: number): Promise<Buffer>;
+  readPart(filename: string, index: number, into?: Buffer): Promise<Buffer>;
 }

@@ -2,12 +2,15 @@
 // into a sparse file, hashing the tar stream on the way; the image gets its final name only when
 // the digest, sizes and (optionally) the signature all check out. Without a destination it is
 // `verify`: every check, nothing written.
+import crypto from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { silentReporter } from '../cli/reporter.js';
-import { createAesDecryptor } from '../codec/aes-cbc.js';
+import { AES_SLICE } from '../codec/aes-cbc.js';
 import { createDecompressor } from '../codec/compression.js';
 import { ParallelGunzip } from '../codec/parallel-gunzip.js';
+import { MAX_PART_BYTES } from '../format/part-name.js';
+import { ZstdDecompressor } from '../codec/zstd-decompress.js';
 import { createAsyncSha1, sha1Hex } from '../io/async-sha1.js';
 import { aesMaterial, createUnwrapper } from '../crypto/key-wrap.js';
 import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
@@ -48,27 +51,33 @@ function unwrapKeys(opts: RestoreOptions): { key: Buffer; iv: Buffer } {
   };
 }
 
-/** Reads parts in order with a bounded read-ahead, refusing any whose SHA-1 or total size is off. */
+/**
+ * Reads parts in order with a bounded read-ahead, refusing any whose SHA-1 or total size is off.
+ * Each yielded buffer is valid only until the next one is asked for: its memory is then reused.
+ */
 async function* verifiedParts(
   source: PartSource,
   parts: readonly ManifestPart[],
   bundledSize: number,
   onPart: (index: number, size: number) => void,
 ): AsyncGenerator<Buffer> {
-  const pending: Promise<Buffer>[] = [];
+  const pending: { read: Promise<Buffer>; into: Buffer }[] = [];
+  const spare: Buffer[] = [];
   let next = 0;
   const fill = (): void => {
     while (pending.length < READ_AHEAD && next < parts.length) {
       const p = parts[next++]!;
-      const read = source.readPart(p.filename, p.index);
+      const into = spare.pop() ?? Buffer.allocUnsafeSlow(MAX_PART_BYTES);
+      const read = source.readPart(p.filename, p.index, into);
       read.catch(() => undefined); // surfaced when awaited below, in order
-      pending.push(read);
+      pending.push({ read, into });
     }
   };
   let total = 0;
   for (const part of parts) {
     fill();
-    const data = await pending.shift()!;
+    const { read, into } = pending.shift()!;
+    const data = await read;
     const sha1 = await sha1Hex(data);
     if (sha1 !== part.digest)
       throw new BundleError(
@@ -80,9 +89,39 @@ async function* verifiedParts(
       throw new BundleError(`the parts hold more than the manifest's bundled_size of ${bundledSize} bytes`);
     onPart(part.index, data.length);
     yield data;
+    // The consumer asked for the next part, so it is done with this one (or the source never used `into`).
+    spare.push(into);
   }
   if (total !== bundledSize)
     throw new BundleError(`the parts hold ${total} bytes but the manifest's bundled_size is ${bundledSize}`);
+}
+
+/**
+ * The verified parts decrypted, in pieces of at most 64 KiB (AES-CBC runs 2-4x slower on larger
+ * calls). Decrypting here, not in a stream stage, lets each part's buffer be reused as soon as it
+ * has been decrypted.
+ */
+async function* decryptedParts(
+  parts: AsyncGenerator<Buffer>,
+  key: Buffer,
+  iv: Buffer,
+): AsyncGenerator<Buffer> {
+  const decipher = crypto.createDecipheriv('aes-128-cbc', key, iv);
+  for await (const part of parts) {
+    for (let at = 0; at < part.length; at += AES_SLICE) {
+      const out = decipher.update(part.subarray(at, Math.min(at + AES_SLICE, part.length)));
+      if (out.length > 0) yield out;
+    }
+  }
+  let last: Buffer;
+  try {
+    last = decipher.final();
+  } catch {
+    throw new BundleError(
+      'decryption failed (bad padding): the key/IV do not match the parts, or a part is corrupt',
+    );
+  }
+  if (last.length > 0) yield last;
 }
 
 /** Consumes the tar stream: hashes it and hands the one member's data to the image writer. */
@@ -156,25 +195,30 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
       if (member.name !== m.image.name)
         out.warn(`the image inside is named '${member.name}' while the manifest names '${m.image.name}'`);
     },
-    decompressor instanceof ParallelGunzip ? (chunk) => decompressor.release(chunk) : undefined,
+    decompressor instanceof ParallelGunzip || decompressor instanceof ZstdDecompressor
+      ? (chunk) => decompressor.release(chunk)
+      : undefined,
   );
   let done = 0;
   try {
     await pipeline(
       Readable.from(
-        verifiedParts(opts.source, m.image.parts, m.image.bundledSize, (index, size) => {
-          done += size;
-          out.event({ type: 'part', index, size, verified: true });
-          out.progress({
-            phase: opts.destination ? 'restore' : 'verify',
-            done,
-            total: m.image.bundledSize,
-            unit: 'bytes',
-          });
-        }),
+        decryptedParts(
+          verifiedParts(opts.source, m.image.parts, m.image.bundledSize, (index, size) => {
+            done += size;
+            out.event({ type: 'part', index, size, verified: true });
+            out.progress({
+              phase: opts.destination ? 'restore' : 'verify',
+              done,
+              total: m.image.bundledSize,
+              unit: 'bytes',
+            });
+          }),
+          key,
+          iv,
+        ),
         { objectMode: false, highWaterMark: 1 },
       ),
-      createAesDecryptor(key, iv),
       decompressor,
       sink,
       ...(opts.signal ? [{ signal: opts.signal }] : []),

@@ -146,3 +146,27 @@ describe.runIf(loadAddon().addon?.deflateChunk !== undefined)('libdeflate chunks
     expect(() => addon.inflateChunk!(Buffer.alloc(1), true, 5 as unknown as Buffer)).toThrow(/output/);
   });
 });
+
+describe('optional native engines', () => {
+  /** Whether the dynamic linker knows a library (what the addon's dlopen will find). */
+  const installed = (soname: string): boolean =>
+    execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }).includes(soname);
+
+  it('libdeflate is used when libdeflate.so.0 is installed, ISA-L when libisal.so.2 is', () => {
+    const addon = loadAddon().addon!;
+    expect(typeof addon.deflateChunk === 'function').toBe(installed('libdeflate.so.0'));
+    if (installed('libdeflate.so.0'))
+      expect(addon.inflateEngine).toBe(installed('libisal.so.2') ? 'isa-l' : 'libdeflate');
+  });
+
+  it('SHA-1 on the threadpool gives crypto.createHash digests, in update order', async () => {
+    const { createAsyncSha1, sha1Hex } = await import('../../src/io/async-sha1.js');
+    expect(typeof loadAddon().addon!.sha1Create).toBe('function');
+    const pieces = [sample(1), sample(100_000), Buffer.alloc(0), crypto.randomBytes(3 * 1024 * 1024)];
+    const hash = createAsyncSha1();
+    await Promise.all(pieces.map((p) => hash.update(p)));
+    const expected = crypto.createHash('sha1').update(Buffer.concat(pieces)).digest('hex');
+    expect(await hash.digest()).toBe(expected);
+    expect(await sha1Hex(pieces[3]!)).toBe(crypto.createHash('sha1').update(pieces[3]!).digest('hex'));
+  });
+});

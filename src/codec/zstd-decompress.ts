@@ -1,0 +1,195 @@
+// zstd decompression on a worker thread. zstd-napi's streaming calls are synchronous, so on the event
+// loop they would serialise with everything else a restore does there (decryption, tar parsing,
+// write dispatch); on their own thread they overlap. Input goes over in 1 MiB batches, output comes
+// back in 1 MiB buffers that are transferred, not copied; the worker produces only while it holds
+// credits, which the reader returns as it takes output, so memory stays bounded. Buffers the reader
+// hands back with release() are reused by the worker (fresh memory costs page faults per 4 KiB).
+
+import { createRequire } from 'node:module';
+import { Duplex } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { BundleError } from '../errors.js';
+
+const HINT = 'the bundle is damaged or was not made by amibundle with zstd; bundle the image again';
+/** Bytes per output buffer and per input batch. */
+export const ZSTD_OUTPUT_CHUNK = 1024 * 1024;
+/** Output buffers the worker may have out at once (the reader's unread output is at most this many). */
+export const ZSTD_OUTPUT_CREDITS = 4;
+/** Input batches sent but not yet consumed before writes are held back. */
+const INPUT_IN_FLIGHT = 4;
+
+type FromWorker =
+  | { type: 'data'; buffer: ArrayBuffer; length: number }
+  | { type: 'consumed' }
+  | { type: 'error'; message: string }
+  | { type: 'end'; inFrame: boolean; sawFrame: boolean };
+
+// CommonJS, evaluated as the worker's whole program (so it runs from src/ under the tests and from
+// dist/ alike). One DCtx for the stream; standard frames one after another, each checked by zstd.
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const binding = require(workerData.binding);
+const CHUNK = workerData.chunk;
+const dctx = new binding.DCtx();
+const spare = [];
+const queue = [];
+let credits = workerData.credits;
+let out;
+let inFrame = false, sawFrame = false, ending = false, failed = false;
+function run() {
+  while (!failed && credits > 0 && queue.length > 0) {
+    const input = queue[0];
+    out = out || spare.pop() || Buffer.allocUnsafeSlow(CHUNK);
+    let result;
+    try {
+      result = dctx.decompressStream(out, input.data.subarray(input.at));
+    } catch (error) {
+      failed = true;
+      parentPort.postMessage({ type: 'error', message: error.message });
+      return;
+    }
+    const [hint, produced, consumed] = result;
+    // A call that moved nothing reports what the next frame needs; it says nothing of the last one.
+    if (consumed > 0 || produced > 0) {
+      sawFrame = true;
+      inFrame = hint !== 0;
+    }
+    input.at += consumed;
+    const full = produced === out.length;
+    if (produced > 0) {
+      parentPort.postMessage({ type: 'data', buffer: out.buffer, length: produced }, [out.buffer]);
+      out = undefined;
+      credits--;
+    }
+    // A full output buffer may mean more output is waiting inside zstd, unless the frame is done.
+    if (input.at === input.data.length && (!full || hint === 0)) {
+      queue.shift();
+      parentPort.postMessage({ type: 'consumed' });
+    }
+  }
+  if (!failed && ending && queue.length === 0) parentPort.postMessage({ type: 'end', inFrame, sawFrame });
+}
+parentPort.on('message', (m) => {
+  if (m.type === 'input') queue.push({ data: Buffer.from(m.buffer, 0, m.length), at: 0 });
+  else if (m.type === 'credit') credits++;
+  else if (m.type === 'recycle') spare.push(Buffer.from(m.buffer));
+  else if (m.type === 'end') ending = true;
+  run();
+});
+`;
+
+const bindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding.js');
+
+/** Duplex stream: zstd frames in, their content out; truncation, garbage and bad checksums are errors. */
+export class ZstdDecompressor extends Duplex {
+  private readonly worker: Worker;
+  private batch = Buffer.allocUnsafeSlow(ZSTD_OUTPUT_CHUNK);
+  private batchFill = 0;
+  private inFlight = 0;
+  private heldWrite: (() => void) | undefined;
+  private heldFinal: ((error?: Error | null) => void) | undefined;
+  /** Credits owed to the worker for output pushed while the reader was full. */
+  private owed = 0;
+  private readonly lent = new WeakSet<ArrayBuffer>();
+  private finished = false;
+
+  constructor() {
+    super({ readableHighWaterMark: ZSTD_OUTPUT_CHUNK, writableHighWaterMark: 64 * 1024 });
+    this.worker = new Worker(WORKER, {
+      eval: true,
+      workerData: { binding: bindingPath, chunk: ZSTD_OUTPUT_CHUNK, credits: ZSTD_OUTPUT_CREDITS },
+    });
+    this.worker.on('message', (message: FromWorker) => this.onMessage(message));
+    this.worker.on('error', (error) => this.destroy(error));
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    let at = 0;
+    while (at < chunk.length) {
+      const n = chunk.copy(this.batch, this.batchFill, at);
+      this.batchFill += n;
+      at += n;
+      if (this.batchFill === this.batch.length) this.sendBatch();
+    }
+    if (this.inFlight < INPUT_IN_FLIGHT) callback();
+    else this.heldWrite = () => callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.sendBatch();
+    this.heldFinal = callback;
+    this.worker.postMessage({ type: 'end' });
+  }
+
+  override _read(): void {
+    if (this.owed > 0) {
+      for (; this.owed > 0; this.owed--) this.worker.postMessage({ type: 'credit' });
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    void this.worker.terminate();
+    callback(error);
+  }
+
+  /**
+   * Gives back a chunk this stream pushed, once the reader is completely done with it (no view of
+   * it kept anywhere): the worker reuses its memory. Anything else is ignored.
+   */
+  release(chunk: Buffer): void {
+    const memory = chunk.buffer as ArrayBuffer;
+    if (!this.lent.has(memory) || this.finished) return;
+    this.lent.delete(memory);
+    this.worker.postMessage({ type: 'recycle', buffer: memory }, [memory]);
+  }
+
+  private sendBatch(): void {
+    if (this.batchFill === 0) return;
+    const buffer = this.batch.buffer;
+    this.worker.postMessage({ type: 'input', buffer, length: this.batchFill }, [buffer]);
+    this.inFlight++;
+    this.batch = Buffer.allocUnsafeSlow(ZSTD_OUTPUT_CHUNK);
+    this.batchFill = 0;
+  }
+
+  private onMessage(message: FromWorker): void {
+    if (this.destroyed) return;
+    switch (message.type) {
+      case 'data': {
+        this.lent.add(message.buffer);
+        // The credit for this buffer goes back now if the reader wants more, else when it asks.
+        if (this.push(Buffer.from(message.buffer, 0, message.length)))
+          this.worker.postMessage({ type: 'credit' });
+        else this.owed++;
+        return;
+      }
+      case 'consumed': {
+        this.inFlight--;
+        const release = this.heldWrite;
+        this.heldWrite = undefined;
+        release?.();
+        return;
+      }
+      case 'error':
+        this.destroy(new BundleError(`zstd data is corrupt (${message.message})`, HINT));
+        return;
+      case 'end': {
+        const callback = this.heldFinal;
+        this.heldFinal = undefined;
+        this.finished = true;
+        void this.worker.terminate();
+        if (!message.sawFrame) callback?.(new BundleError('zstd data is empty', HINT));
+        else if (message.inFrame) callback?.(new BundleError('zstd data is truncated', HINT));
+        else {
+          this.push(null);
+          callback?.();
+        }
+        return;
+      }
+    }
+  }
+}
+
+export function createZstdDecompressor(): ZstdDecompressor {
+  return new ZstdDecompressor();
+}
