@@ -26,6 +26,8 @@ const PIECE_CAPACITY = 4 * 1024 * 1024;
 const MAX_PIECE_INPUT = PIECE_CAPACITY + 64 * 1024;
 /** Pooled input buffers' size: a piece never grows past MAX_PIECE_INPUT plus one write. */
 const INPUT_CAPACITY = MAX_PIECE_INPUT + 256 * 1024;
+/** Pieces smaller than this are copied to plain buffers, not pooled ones. */
+const SMALL_PIECE = 64 * 1024;
 const WINDOW = 32 * 1024;
 const OUTPUT_HIGH_WATER = 1024 * 1024;
 
@@ -64,8 +66,12 @@ export class ParallelGunzip extends Duplex {
   private running = 0;
   private crc = 0;
   private size = 0;
-  /** The latest outputs, at least 32 KiB of them once there are that many: the sequential reader's dictionary. */
-  private recent: Buffer[] = [];
+  /**
+   * A copy of the last 32 KiB of output (outputs themselves are reused): the sequential reader's
+   * dictionary if it has to take over.
+   */
+  private readonly window = Buffer.allocUnsafe(WINDOW);
+  private windowFill = 0;
   private wantsData = false;
   private heldWrite: (() => void) | undefined;
   private heldFinal: ((error?: Error | null) => void) | undefined;
@@ -148,10 +154,9 @@ export class ParallelGunzip extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // Pieces on the threadpool finish anyway; their results are ignored (see pump).
+    // Pieces on the threadpool finish anyway; their results are then ignored.
     this.sequential?.destroy();
     this.pieces.length = 0;
-    this.recent = [];
     callback(error);
   }
 
@@ -186,9 +191,10 @@ export class ParallelGunzip extends Duplex {
     }
   }
 
-  /** A copy of a piece's bytes, in a pooled buffer when it fits one. */
+  /** A copy of a piece's bytes, in a pooled buffer when it fits one and is worth one. */
   private pieceInput(bytes: Buffer): Buffer {
-    if (bytes.length > INPUT_CAPACITY) return Buffer.from(bytes);
+    // Small pieces (runs of zeros compress to a few hundred bytes per MiB) come from the heap.
+    if (bytes.length < SMALL_PIECE || bytes.length > INPUT_CAPACITY) return Buffer.from(bytes);
     const buffer = this.spareInputs.pop() ?? Buffer.allocUnsafeSlow(INPUT_CAPACITY);
     bytes.copy(buffer);
     return buffer.subarray(0, bytes.length);
@@ -284,16 +290,15 @@ export class ParallelGunzip extends Duplex {
   }
 
   private remember(data: Buffer): void {
-    if (data.length === 0) return;
-    this.recent.push(data);
-    let kept = 0;
-    for (let i = this.recent.length - 1; i >= 0; i--) {
-      kept += this.recent[i]!.length;
-      if (kept >= WINDOW) {
-        this.recent = this.recent.slice(i);
-        return;
-      }
+    if (data.length >= WINDOW) {
+      data.copy(this.window, 0, data.length - WINDOW);
+      this.windowFill = WINDOW;
+      return;
     }
+    const keep = Math.min(this.windowFill, WINDOW - data.length);
+    this.window.copy(this.window, 0, this.windowFill - keep, this.windowFill);
+    data.copy(this.window, keep);
+    this.windowFill = keep + data.length;
   }
 
   /** The final piece inflated: what follows it must be exactly the 8-byte trailer. */
@@ -320,14 +325,12 @@ export class ParallelGunzip extends Duplex {
    * first byte, primed with the output so far. Later pieces' results are dropped.
    */
   private switchToSequential(): void {
-    const tail = Buffer.concat(this.recent);
     const sequential = new SingleMemberGunzip({
-      dictionary: tail.subarray(Math.max(0, tail.length - WINDOW)),
+      dictionary: Buffer.from(this.window.subarray(0, this.windowFill)),
       crc: this.crc,
       size: this.size,
     });
     this.sequential = sequential;
-    this.recent = [];
     sequential.on('data', (data: Buffer) => {
       if (!this.push(data)) sequential.pause();
     });

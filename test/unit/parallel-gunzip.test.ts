@@ -151,6 +151,28 @@ describe.runIf(canInflateInParallel())('parallel gunzip', () => {
     expect(data.equals(text)).toBe(true);
   });
 
+  it('falls back at the last piece after many reused buffers, with the right dictionary', async () => {
+    // Eight marked 1 MiB pieces (their output buffers recycled as the reader releases them), then
+    // a final block from zlib that copies from the last 32 KiB before it.
+    const { nativeAddon } = await import('../../src/io/native.js');
+    const addon = nativeAddon()!;
+    const head = mixed(8 * 1024 * 1024, 4);
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < head.length; at += 1 << 20)
+      pieces.push(await addon.deflateChunk!(head.subarray(at, at + (1 << 20)), 6, false));
+    const tailText = Buffer.concat([head.subarray(head.length - 30_000), Buffer.from('and the end\n')]);
+    const last = zlib.deflateRawSync(tailText, { dictionary: head.subarray(head.length - 32768) });
+    const whole = Buffer.concat([head, tailText]);
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(zlib.crc32(whole), 0);
+    trailer.writeUInt32LE(whole.length, 4);
+    const gz = Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), ...pieces, last, trailer]);
+    expect(tool('gunzip', ['-c'], gz).equals(whole)).toBe(true);
+    const { data, mode } = await gunzip(gz, 65536, true);
+    expect(mode).toBe('sequential');
+    expect(data.equals(whole)).toBe(true);
+  });
+
   describe('rejects damage in our members', async () => {
     const content = mixed(3 * 1024 * 1024, 2);
     const gz = await ours(content);
