@@ -26,6 +26,8 @@ const PIECE_CAPACITY = 4 * 1024 * 1024;
 const MAX_PIECE_INPUT = PIECE_CAPACITY + 64 * 1024;
 /** Pooled input buffers' size: a piece never grows past MAX_PIECE_INPUT plus one write. */
 const INPUT_CAPACITY = MAX_PIECE_INPUT + 256 * 1024;
+/** Undelivered pieces that may be inflated (or inflating) at once, per thread. */
+const AHEAD_PER_THREAD = 2;
 /** Pieces smaller than this are copied to plain buffers, not pooled ones. */
 const SMALL_PIECE = 64 * 1024;
 const WINDOW = 32 * 1024;
@@ -201,7 +203,10 @@ export class ParallelGunzip extends Duplex {
   }
 
   private recycleInput(input: Buffer): void {
-    if (input.buffer.byteLength === INPUT_CAPACITY && this.spareInputs.length < 2 * this.limit + 2) {
+    if (
+      input.buffer.byteLength === INPUT_CAPACITY &&
+      this.spareInputs.length < (AHEAD_PER_THREAD + 2) * this.limit + 4
+    ) {
       this.spareInputs.push(Buffer.from(input.buffer, input.byteOffset, INPUT_CAPACITY));
     }
   }
@@ -214,7 +219,10 @@ export class ParallelGunzip extends Duplex {
     const memory = chunk.buffer as ArrayBuffer;
     if (!this.lent.has(memory)) return;
     this.lent.delete(memory);
-    if (this.spareOutputs.length < 2 * this.limit + 2) this.spareOutputs.push(Buffer.from(memory));
+    // Room for every buffer that can be out at once (pieces ahead, the readable queue, the reader's
+    // current chunk), so none is dropped and allocated again.
+    if (this.spareOutputs.length < (AHEAD_PER_THREAD + 2) * this.limit + 4)
+      this.spareOutputs.push(Buffer.from(memory));
   }
 
   /** No mark in sight: the rest of the stream is read sequentially, starting with this input. */
@@ -231,8 +239,11 @@ export class ParallelGunzip extends Duplex {
   /** Starts pieces while there are free slots, then lets held input in when there is room. */
   private pump(): void {
     if (this.destroyed || this.sequential) return;
-    for (const piece of this.pieces) {
-      if (this.running >= this.limit) break;
+    // Only the first few undelivered pieces may hold an output buffer: runs of zeros compress to
+    // hundreds of pieces per input chunk, and each would otherwise take 4 MiB while it waits.
+    const ahead = Math.min(this.pieces.length, AHEAD_PER_THREAD * this.limit);
+    for (let i = 0; i < ahead && this.running < this.limit; i++) {
+      const piece = this.pieces[i]!;
       if (piece.result || piece.running) continue;
       piece.running = true;
       this.running++;

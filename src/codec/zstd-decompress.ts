@@ -20,7 +20,7 @@ const INPUT_IN_FLIGHT = 4;
 
 type FromWorker =
   | { type: 'data'; buffer: ArrayBuffer; length: number }
-  | { type: 'consumed' }
+  | { type: 'consumed'; buffer: ArrayBuffer }
   | { type: 'error'; message: string }
   | { type: 'end'; inFrame: boolean; sawFrame: boolean };
 
@@ -64,7 +64,8 @@ function run() {
     // A full output buffer may mean more output is waiting inside zstd, unless the frame is done.
     if (input.at === input.data.length && (!full || hint === 0)) {
       queue.shift();
-      parentPort.postMessage({ type: 'consumed' });
+      // The batch's memory goes back to be filled again.
+      parentPort.postMessage({ type: 'consumed', buffer: input.data.buffer }, [input.data.buffer]);
     }
   }
   if (!failed && ending && queue.length === 0) parentPort.postMessage({ type: 'end', inFrame, sawFrame });
@@ -83,8 +84,10 @@ const bindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding.js
 /** Duplex stream: zstd frames in, their content out; truncation, garbage and bad checksums are errors. */
 export class ZstdDecompressor extends Duplex {
   private readonly worker: Worker;
-  private batch = Buffer.allocUnsafeSlow(ZSTD_OUTPUT_CHUNK);
+  private batch: Buffer = Buffer.allocUnsafeSlow(ZSTD_OUTPUT_CHUNK);
   private batchFill = 0;
+  /** Input batches the worker has finished with, for reuse. */
+  private readonly spareBatches: Buffer[] = [];
   private inFlight = 0;
   private heldWrite: (() => void) | undefined;
   private heldFinal: ((error?: Error | null) => void) | undefined;
@@ -145,10 +148,10 @@ export class ZstdDecompressor extends Duplex {
 
   private sendBatch(): void {
     if (this.batchFill === 0) return;
-    const buffer = this.batch.buffer;
+    const buffer = this.batch.buffer as ArrayBuffer;
     this.worker.postMessage({ type: 'input', buffer, length: this.batchFill }, [buffer]);
     this.inFlight++;
-    this.batch = Buffer.allocUnsafeSlow(ZSTD_OUTPUT_CHUNK);
+    this.batch = this.spareBatches.pop() ?? Buffer.allocUnsafeSlow(ZSTD_OUTPUT_CHUNK);
     this.batchFill = 0;
   }
 
@@ -165,6 +168,7 @@ export class ZstdDecompressor extends Duplex {
       }
       case 'consumed': {
         this.inFlight--;
+        this.spareBatches.push(Buffer.from(message.buffer));
         const release = this.heldWrite;
         this.heldWrite = undefined;
         release?.();
