@@ -161,14 +161,7 @@ describe.skipIf(!isRoot)('ec2-bundle-vol end to end', () => {
       const st = fs.statSync(restored);
       expect(st.blocks * 512).toBeLessThan(st.size / 2); // holes kept
       await withImage(restored, (mnt) => {
-        // Directory times: see the note in clone.test.ts (a known, open difference).
-        expectFaithfulCopy(
-          src,
-          mnt,
-          (rel) => richTreeLeftOut(tree, rel),
-          undefined,
-          () => true,
-        );
+        expectFaithfulCopy(src, mnt, (rel) => richTreeLeftOut(tree, rel));
         for (const rel of tree.absent) expect(fs.existsSync(path.join(mnt, rel)), rel).toBe(false);
       });
     });

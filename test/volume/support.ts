@@ -401,8 +401,6 @@ export function expectFaithfulCopy(
   mnt: string,
   skip: (rel: string) => boolean,
   changedDirs: ReadonlySet<string> = new Set(['/etc', '/dev']),
-  /** Directories whose mtime is not compared (see the caller for why). */
-  unstableDirTimes: (rel: string) => boolean = () => false,
 ): { after: Map<string, Entry>; xattrs: Map<string, Map<string, string>> } {
   const before = scanTree(src, skip);
   const after = scanTree(mnt, (rel) => rel === '/lost+found' || rel.startsWith('/dev/'));
@@ -424,7 +422,7 @@ export function expectFaithfulCopy(
       link: want.link,
       rdev: want.rdev,
     });
-    if (want.type !== 'symlink' && !changedDirs.has(rel) && !(want.type === 'dir' && unstableDirTimes(rel)))
+    if (want.type !== 'symlink' && !changedDirs.has(rel))
       expect({ rel, mtime: got.mtimeNs }).toEqual({ rel, mtime: want.mtimeNs });
   }
   expect(linkGroups(after)).toEqual(linkGroups(before));
