@@ -342,12 +342,8 @@ static napi_value deflate_block(napi_env env, napi_callback_info info) {
   job->level = level;
   job->last = last;
   napi_create_reference(env, argv[0], 1, &job->input_ref);
-  napi_value promise, name;
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "amibundle.deflateBlock", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, deflate_execute, deflate_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return queue_promise_job(env, "amibundle.deflateBlock", deflate_execute, deflate_complete, job, &job->work,
+                           &job->deferred);
 }
 #endif /* HAVE_SYSTEM_ZLIB */
 

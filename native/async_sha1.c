@@ -113,17 +113,13 @@ static napi_value sha1_update(napi_env env, napi_callback_info info) {
     return throw_type(env, "data must be a Uint8Array");
   }
   job->ctx = ctx;
-  napi_value promise, name;
   if (napi_create_reference(env, argv[0], 1, &job->ctx_ref) != napi_ok ||
-      napi_create_reference(env, argv[1], 1, &job->data_ref) != napi_ok ||
-      napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+      napi_create_reference(env, argv[1], 1, &job->data_ref) != napi_ok) {
     free(job);
     return NULL;
   }
-  napi_create_string_utf8(env, "amibundle.sha1Update", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, update_execute, update_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return queue_promise_job(env, "amibundle.sha1Update", update_execute, update_complete, job, &job->work,
+                           &job->deferred);
 }
 
 /* sha1Digest(ctx): the 40-character hex digest; the context is then spent. */

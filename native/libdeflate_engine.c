@@ -7,6 +7,9 @@
  * marker lets a reader find chunk boundaries by search and inflate chunks in parallel, each from
  * scratch — a guess it verifies: a chunk must decode alone, to its exact end.
  *
+ * Level 1 goes to ISA-L's fastest good level instead, and pieces are inflated with ISA-L, when
+ * libisal.so.2 is there (isal.c).
+ *
  * libdeflate is opened at run time (libdeflate.so.0, Debian's libdeflate0); without it these
  * functions are simply absent and the TypeScript side uses zlib. Prototypes are declared here from
  * libdeflate's documented API so no development headers are needed. */
@@ -168,16 +171,12 @@ static napi_value deflate_chunk(napi_env env, napi_callback_info info) {
   job->input_len = input_len;
   job->level = level;
   job->last = last;
-  napi_value promise, name;
-  if (napi_create_reference(env, argv[0], 1, &job->input_ref) != napi_ok ||
-      napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+  if (napi_create_reference(env, argv[0], 1, &job->input_ref) != napi_ok) {
     free(job);
     return NULL;
   }
-  napi_create_string_utf8(env, "amibundle.deflateChunk", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, deflate_chunk_execute, deflate_chunk_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return queue_promise_job(env, "amibundle.deflateChunk", deflate_chunk_execute, deflate_chunk_complete, job,
+                           &job->work, &job->deferred);
 }
 
 /* ---- inflateChunk ---- */
@@ -277,17 +276,13 @@ static napi_value inflate_chunk(napi_env env, napi_callback_info info) {
   job->output = (unsigned char *)output;
   job->capacity = capacity;
   job->final = final;
-  napi_value promise, name;
   if (napi_create_reference(env, argv[0], 1, &job->input_ref) != napi_ok ||
-      napi_create_reference(env, argv[2], 1, &job->output_ref) != napi_ok ||
-      napi_create_promise(env, &job->deferred, &promise) != napi_ok) {
+      napi_create_reference(env, argv[2], 1, &job->output_ref) != napi_ok) {
     free(job);
     return NULL;
   }
-  napi_create_string_utf8(env, "amibundle.inflateChunk", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, inflate_chunk_execute, inflate_chunk_complete, job, &job->work);
-  napi_queue_async_work(env, job->work);
-  return promise;
+  return queue_promise_job(env, "amibundle.inflateChunk", inflate_chunk_execute, inflate_chunk_complete, job,
+                           &job->work, &job->deferred);
 }
 
 int register_libdeflate(napi_env env, napi_value exports) {

@@ -50,4 +50,19 @@ static inline void reject_with(napi_env env, napi_deferred deferred, const char 
   napi_reject_deferred(env, deferred, error);
 }
 
+/* Creates the promise, queues `job` on libuv's threadpool and returns the promise, which the job's
+ * complete callback settles through *deferred. NULL if Node-API failed (an exception is then
+ * pending; the job is left as it is, since a half-made work item may already refer to it). */
+static inline napi_value queue_promise_job(napi_env env, const char *name, napi_async_execute_callback execute,
+                                           napi_async_complete_callback complete, void *job,
+                                           napi_async_work *work, napi_deferred *deferred) {
+  napi_value promise, resource_name;
+  if (napi_create_promise(env, deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_create_async_work(env, NULL, resource_name, execute, complete, job, work) != napi_ok ||
+      napi_queue_async_work(env, *work) != napi_ok)
+    return NULL;
+  return promise;
+}
+
 #endif

@@ -6,6 +6,7 @@ import type { CheckResult } from '../doctor/check.js';
 import {
   checkDestination,
   checkEc2Cert,
+  checkEngines,
   checkHostTools,
   checkImageBoot,
   checkImageSize,
@@ -42,7 +43,7 @@ function report(ctx: RunContext, r: CheckResult): void {
 export const doctorCommand: Command = {
   spec: {
     name: 'doctor',
-    summary: 'Check credentials, bucket, space, image, keys and host tools before a long run.',
+    summary: 'Check credentials, bucket, space, image, keys, host tools and speed before a long run.',
     options: [
       {
         name: 'bucket',
@@ -138,6 +139,8 @@ export const doctorCommand: Command = {
   ec2-cert      the EC2 certificate the bundle key is wrapped to (not with --for upload)
   host-tools    --for bundle-vol: rsync, mkfs for the volume's type, losetup, sfdisk,
                 grub-install and GRUB's i386-pc modules
+  speed         the native addon, with libdeflate (gzip compression) and ISA-L (--fast,
+                parallel restore); without them the same bundles, only slower: a warning
 
 Each check prints one line: ok, warning or FAILED, what was found and, unless ok, the fix.
 Exits 0 when nothing failed (warnings allowed), 254 when anything did. With --json, one
@@ -183,6 +186,7 @@ Exits 0 when nothing failed (warnings allowed), 254 when anything did. With --js
     if (keyPath !== undefined || certPath !== undefined) add(checkKeys(keyPath, certPath));
     if (purpose !== 'upload') add(checkEc2Cert(opts.str('ec2cert')));
     if (purpose === 'bundle-vol') add(checkHostTools(opts.str('volume') ?? '/'));
+    if (purpose !== 'upload') add(checkEngines());
 
     const count = (s: CheckResult['status']): number => results.filter((r) => r.status === s).length;
     const failures = count('failed');

@@ -48,7 +48,7 @@ interface Piece {
 
 type InflateChunk = NonNullable<NativeAddon['inflateChunk']>;
 
-/** Whether this machine can read gzip members in parallel (the addon with libdeflate). */
+/** Whether this machine can read gzip members in parallel (the addon with libdeflate or ISA-L). */
 export function canInflateInParallel(): boolean {
   return nativeAddon()?.inflateChunk !== undefined;
 }

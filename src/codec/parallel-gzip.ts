@@ -1,8 +1,8 @@
 // Parallel gzip compressor (pigz's design): one standard gzip member whose deflate body is cut into
 // blocks that are compressed concurrently on libuv's threadpool. Two engines: libdeflate (through the
-// addon; 2-3x zlib's speed at a better ratio) compresses each block on its own, with no dictionary,
-// which also lets our reader inflate blocks in parallel; zlib primes each block with the 32 KiB
-// before it, as pigz does.
+// addon; 2-3x zlib's speed at a better ratio; level 1 goes to ISA-L when it is there) compresses each
+// block on its own, with no dictionary, which also lets our reader inflate blocks in parallel; zlib
+// primes each block with the 32 KiB before it, as pigz does.
 
 import os from 'node:os';
 import { Duplex } from 'node:stream';
@@ -23,7 +23,10 @@ export interface ParallelGzipOptions {
   engine?: DeflateEngine | 'auto';
 }
 
-/** libdeflate: independent blocks (no dictionary). zlib: each block primed with the previous 32 KiB. */
+/**
+ * libdeflate: independent blocks (no dictionary), each ended with our doubled sync mark; level 1 is
+ * ISA-L's level 3 when libisal.so.2 is there. zlib: each block primed with the previous 32 KiB.
+ */
 export type DeflateEngine = 'libdeflate' | 'zlib';
 
 /** The engine 'auto' resolves to on this machine now. */

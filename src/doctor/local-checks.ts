@@ -1,10 +1,12 @@
 // The checks that need no network: destination space, the image (size and HVM bootability),
-// the signing key and certificate, the EC2 certificate, and the host tools bundle-vol runs.
+// the signing key and certificate, the EC2 certificate, the host tools bundle-vol runs, and the
+// native engines that make gzip fast.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ec2CertCandidates, findEc2Cert } from '../crypto/ec2-cert.js';
 import { checkKeyMatchesCertificate, loadCertificate, loadPrivateKey } from '../crypto/keys.js';
 import { dataExtents } from '../io/extents.js';
+import { loadAddon } from '../io/native.js';
 import { GRUB_MODULES_DIR } from '../volume/grub.js';
 import { mountContaining, readMountInfo } from '../volume/mountinfo.js';
 import { onPath } from '../volume/run-tool.js';
@@ -177,4 +179,31 @@ export function checkHostTools(volume: string): CheckResult {
   return onlyGrub
     ? warning('host-tools', `${message}; only -P none images can be made`, fix)
     : failed('host-tools', message, fix);
+}
+
+/**
+ * The native addon and the optional libraries it speeds gzip with. Without them the bundles are the
+ * same, only made and restored several times slower, so this is a warning, never a failure.
+ */
+export function checkEngines(): CheckResult {
+  const load = loadAddon();
+  if (!load.addon)
+    return warning(
+      'speed',
+      `the native addon is not loaded (${load.error ?? 'unknown reason'}): TypeScript and zlib fallbacks, several times slower`,
+      'reinstall (npm ci) with a C compiler, make and python3 present',
+    );
+  const missing: string[] = [];
+  if (!load.addon.deflateChunk) missing.push('libdeflate0');
+  if (load.addon.inflateEngine !== 'isa-l') missing.push('libisal2');
+  if (missing.length === 0)
+    return ok(
+      'speed',
+      'native addon with libdeflate (gzip compression) and ISA-L (--fast, parallel restore)',
+    );
+  return warning(
+    'speed',
+    `the native addon runs without ${missing.join(' and ')}: zlib does that work (the same bundles, slower)`,
+    `apt-get install ${missing.join(' ')}${missing.includes('libisal2') ? '; ISA-L also needs libisal-dev when the addon is built (npm rebuild)' : ''}`,
+  );
 }

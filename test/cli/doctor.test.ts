@@ -278,7 +278,18 @@ describe('keys', () => {
     expect(bad.stdout).toMatch(
       /^FAILED\s+keys: the certificate \(-c\) does not match the private key \(-k\)/m,
     );
-    expect(bad.stderr).toContain('1 of 3 checks FAILED');
+    expect(bad.stderr).toContain('1 of 4 checks FAILED');
+  });
+});
+
+describe('speed', () => {
+  it('names the native engines; ok where libdeflate and ISA-L are installed (CI installs both)', async () => {
+    const r = await doctor(['--ec2cert', ec2Cert, '--json']);
+    const installed = (soname: string): boolean =>
+      execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }).includes(soname);
+    const speed = check(r, 'speed');
+    expect(speed.status).toBe(installed('libdeflate.so.0') && installed('libisal.so.2') ? 'ok' : 'warning');
+    expect(speed.message).toMatch(/libdeflate/);
   });
 });
 
