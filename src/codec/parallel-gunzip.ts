@@ -26,6 +26,11 @@ const PIECE_CAPACITY = 4 * 1024 * 1024;
 const MAX_PIECE_INPUT = PIECE_CAPACITY + 64 * 1024;
 /** Pooled input buffers' size: a piece never grows past MAX_PIECE_INPUT plus one write. */
 const INPUT_CAPACITY = MAX_PIECE_INPUT + 256 * 1024;
+/**
+ * A marked piece shorter than this is not ours (1 MiB of zeros deflates to about 1 KiB): a stream
+ * of bare marks would otherwise cost a threadpool round trip per 9 bytes. It is read sequentially.
+ */
+const MIN_PIECE_INPUT = 256;
 /** Undelivered pieces that may be inflated (or inflating) at once, per thread. */
 const AHEAD_PER_THREAD = 2;
 /** Pieces smaller than this are copied to plain buffers, not pooled ones. */
@@ -188,6 +193,10 @@ export class ParallelGunzip extends Duplex {
         return;
       }
       const end = at + MARK.length;
+      if (end - this.start < MIN_PIECE_INPUT) {
+        this.giveUp();
+        return;
+      }
       this.pieces.push({ input: this.pieceInput(this.acc.subarray(this.start, end)), final: false });
       this.start = this.scanned = end;
     }
