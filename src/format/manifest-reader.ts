@@ -31,13 +31,23 @@ const parser = new XMLParser({
   isArray: (name) => ['part', 'mapping', 'product_code', 'ancestor_ami_id'].includes(name),
 });
 
+/**
+ * The root element of a manifest parsed with the reader's settings (values stay strings). `doc`
+ * must already be known to be well-formed XML without a DTD (parseManifest checks that).
+ */
+export function manifestRoot(doc: string): unknown {
+  const tree = parser.parse(doc) as Node;
+  const rootName = Object.keys(tree).find((k) => !k.startsWith('?'));
+  return rootName ? tree[rootName] : undefined;
+}
+
 function child(node: unknown, name: string): unknown {
   if (node === null || typeof node !== 'object') return undefined;
   return (node as Node)[name];
 }
 
 /** Text of an element: a plain string, or the `#text` of an element that has attributes. */
-function text(node: unknown): string | undefined {
+export function text(node: unknown): string | undefined {
   if (typeof node === 'string') return node;
   if (node !== null && typeof node === 'object') {
     const t = (node as Node)['#text'];
@@ -138,9 +148,7 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
     throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  const tree = parser.parse(doc) as Node;
-  const rootName = Object.keys(tree).find((k) => !k.startsWith('?'));
-  const root = rootName ? tree[rootName] : undefined;
+  const root = manifestRoot(doc);
   const image = child(root, 'image');
   if (image === undefined || typeof image !== 'object')
     throw new BundleError('invalid manifest: no <image> element');

@@ -1,8 +1,8 @@
 // Which manifest version a file is, decided as ec2-migrate-manifest decides it (FORMAT.md §6.3),
 // and the fields a migration needs from it. Other readers are version-agnostic; only migration
 // cares, because it rewrites older versions as 2007-10-10.
-import { XMLParser } from 'fast-xml-parser';
 import { BundleError } from '../errors.js';
+import { manifestRoot, text } from '../format/manifest-reader.js';
 
 export type ManifestVersionClass = '3' | '2007-08-29' | '2007-10-10';
 
@@ -28,16 +28,7 @@ export function classifyVersion(text: string | undefined): ManifestVersionClass 
 
 type Node = Record<string, unknown>;
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: false,
-  processEntities: true,
-  htmlEntities: false,
-});
-
+/** The element at a slash-separated path below `root` (the first of repeated elements). */
 function at(root: unknown, path: string): unknown {
   let node = root;
   for (const name of path.split('/')) {
@@ -46,16 +37,6 @@ function at(root: unknown, path: string): unknown {
     node = (node as Node)[name];
   }
   return Array.isArray(node) ? node[0] : node;
-}
-
-function textOf(node: unknown): string | undefined {
-  if (typeof node === 'string') return node;
-  if (node !== null && typeof node === 'object') {
-    const t = (node as Node)['#text'];
-    if (typeof t === 'string') return t;
-    return '';
-  }
-  return undefined;
 }
 
 /**
@@ -87,12 +68,10 @@ const REQUIRED_BY_VERSION: Record<ManifestVersionClass, readonly string[]> = {
  * well-formed XML without a DTD (parseManifest checks that).
  */
 export function checkMigratable(doc: string): ManifestVersionClass {
-  const tree = parser.parse(doc) as Node;
-  const rootName = Object.keys(tree).find((k) => !k.startsWith('?'));
-  const root = rootName ? tree[rootName] : undefined;
-  const versionClass = classifyVersion(textOf(at(root, 'version')));
+  const root = manifestRoot(doc);
+  const versionClass = classifyVersion(text(at(root, 'version')));
   for (const path of [...REQUIRED_ALWAYS, ...REQUIRED_BY_VERSION[versionClass]]) {
-    const value = textOf(at(root, path));
+    const value = text(at(root, path));
     if (value === undefined || value.trim() === '')
       throw new BundleError(`invalid AMI manifest, ${path} element not present or empty`);
   }
