@@ -5,13 +5,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCompressor, createDecompressor } from '../../src/codec/compression.js';
 import type { CompressionCodec } from '../../src/codec/compression.js';
 import { BundleError } from '../../src/errors.js';
+import { runStream, split } from '../support/streams.js';
 
 const work = mkdtempSync(join(tmpdir(), 'amibundle-compression-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -37,28 +36,15 @@ function sample(length: number, seed: number): Buffer {
   return out;
 }
 
-async function run(stream: NodeJS.ReadWriteStream, input: Buffer[]): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      parts.push(chunk);
-      callback();
-    },
-  });
-  await pipeline(Readable.from(input), stream, sink);
-  return Buffer.concat(parts);
-}
-
-function split(data: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0; at < data.length; at += size) out.push(data.subarray(at, at + size));
-  return out;
-}
-
-const compress = (codec: CompressionCodec, level: number, input: Buffer, threads = 2): Promise<Buffer> =>
-  run(createCompressor({ codec, level, threads }), split(input, 100_000));
-const decompress = (codec: CompressionCodec, input: Buffer[]): Promise<Buffer> =>
-  run(createDecompressor(codec), input);
+const compress = async (
+  codec: CompressionCodec,
+  level: number,
+  input: Buffer,
+  threads = 2,
+): Promise<Buffer> =>
+  (await runStream(createCompressor({ codec, level, threads }), split(input, 100_000))).output;
+const decompress = async (codec: CompressionCodec, input: Buffer[]): Promise<Buffer> =>
+  (await runStream(createDecompressor(codec), input)).output;
 
 function tool(command: string, args: string[], input?: Buffer): Buffer {
   const result = spawnSync(command, args, { input, maxBuffer: 256 * 1024 * 1024 });

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createParallelGzip } from '../../src/codec/parallel-gzip.js';
 import { canInflateInParallel, ParallelGunzip } from '../../src/codec/parallel-gunzip.js';
 import { BundleError } from '../../src/errors.js';
+import { runStream, split } from '../support/streams.js';
 
 /** Several MiB of text, noise and zeros in uneven runs. */
 function mixed(length: number, seed: number): Buffer {
@@ -27,12 +28,6 @@ function mixed(length: number, seed: number): Buffer {
           : Buffer.alloc(run);
     at += piece.copy(out, at);
   }
-  return out;
-}
-
-function split(data: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0; at < data.length; at += size) out.push(data.subarray(at, at + size));
   return out;
 }
 
@@ -55,18 +50,8 @@ async function gunzip(gz: Buffer, chunk = 65536, release = false): Promise<{ dat
 }
 
 async function ours(input: Buffer, level = 6): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  await pipeline(
-    Readable.from(split(input, 100_000)),
-    createParallelGzip({ level, threads: 2, engine: 'libdeflate' }),
-    new Writable({
-      write(c: Buffer, _e, cb) {
-        parts.push(c);
-        cb();
-      },
-    }),
-  );
-  return Buffer.concat(parts);
+  const engine = createParallelGzip({ level, threads: 2, engine: 'libdeflate' });
+  return (await runStream(engine, split(input, 100_000))).output;
 }
 
 function tool(cmd: string, args: string[], input: Buffer): Buffer {

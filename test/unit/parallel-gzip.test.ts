@@ -10,22 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { createCompressor } from '../../src/codec/compression.js';
 import { createParallelGzip, type DeflateEngine, MAX_OUTPUT_CHUNK } from '../../src/codec/parallel-gzip.js';
 import { nativeAddon } from '../../src/io/native.js';
+import { noise, runStream } from '../support/streams.js';
 
 const BLOCK = 64 * 1024;
 const ENGINES: DeflateEngine[] = nativeAddon()?.deflateChunk ? ['zlib', 'libdeflate'] : ['zlib'];
-
-/** Deterministic bytes: xorshift32 noise. */
-function noise(length: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Text-like bytes: words drawn from a small vocabulary, so deflate finds real matches. */
 function prose(length: number, seed: number): Buffer {
@@ -69,16 +57,7 @@ async function gzipWith(
   input: Buffer[],
   opts: { level: number; threads: number; blockSize?: number; engine: DeflateEngine },
 ): Promise<{ output: Buffer; chunkSizes: number[] }> {
-  const parts: Buffer[] = [];
-  // A Writable sees each pushed piece as it is (an async iterator would join them).
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      parts.push(chunk);
-      callback();
-    },
-  });
-  await pipeline(Readable.from(input), createParallelGzip(opts), sink);
-  return { output: Buffer.concat(parts), chunkSizes: parts.map((p) => p.length) };
+  return runStream(createParallelGzip(opts), input);
 }
 
 /** Walks the member by hand: header, deflate body up to its end, trailer, then nothing. */

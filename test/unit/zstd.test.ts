@@ -6,20 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { createCompressor, createDecompressor } from '../../src/codec/compression.js';
 import { createZstdCompressor, createZstdDecompressor } from '../../src/codec/zstd.js';
+import { noise, runStream, split } from '../support/streams.js';
 import { ZSTD_OUTPUT_CHUNK, ZSTD_OUTPUT_CREDITS } from '../../src/codec/zstd-decompress.js';
-import type { Duplex } from 'node:stream';
-
-function noise(length: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 function sample(length: number): Buffer {
   const text = Buffer.from('instance-store AMI bundle part manifest signature '.repeat(2000));
@@ -31,24 +19,6 @@ function sample(length: number): Buffer {
     size += piece.length;
   }
   return Buffer.concat(pieces).subarray(0, length);
-}
-
-async function run(stream: Duplex, input: Buffer[]): Promise<{ output: Buffer; chunkSizes: number[] }> {
-  const parts: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      parts.push(chunk);
-      callback();
-    },
-  });
-  await pipeline(Readable.from(input), stream, sink);
-  return { output: Buffer.concat(parts), chunkSizes: parts.map((p) => p.length) };
-}
-
-function split(data: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0; at < data.length; at += size) out.push(data.subarray(at, at + size));
-  return out;
 }
 
 describe('zstd codec', () => {
@@ -67,26 +37,26 @@ describe('zstd codec', () => {
     it(`round-trips at level ${level} with ${threads} worker(s)`, async () => {
       for (const [name, input] of inputs) {
         const data = level === 19 ? input.subarray(0, 256 * 1024) : input;
-        const packed = await run(createZstdCompressor({ level, threads }), split(data, 100_000));
+        const packed = await runStream(createZstdCompressor({ level, threads }), split(data, 100_000));
         for (const size of packed.chunkSizes) expect(size).toBeLessThanOrEqual(64 * 1024);
         // Magic number, then a frame header descriptor with the content-checksum bit set.
         expect(packed.output.readUInt32LE(0)).toBe(0xfd2fb528);
         expect(packed.output[4]! & 0x04).toBe(0x04);
-        const unpacked = await run(createZstdDecompressor(), split(packed.output, 4099));
+        const unpacked = await runStream(createZstdDecompressor(), split(packed.output, 4099));
         expect(unpacked.output.equals(data), name).toBe(true);
       }
     });
   }
 
   it('compresses identically whatever the number of workers (at least one)', async () => {
-    const a = await run(createZstdCompressor({ level: 3, threads: 1 }), split(big, 65536));
-    const b = await run(createZstdCompressor({ level: 3, threads: 4 }), split(big, 300_000));
+    const a = await runStream(createZstdCompressor({ level: 3, threads: 1 }), split(big, 65536));
+    const b = await runStream(createZstdCompressor({ level: 3, threads: 4 }), split(big, 300_000));
     expect(a.output.equals(b.output)).toBe(true);
   });
 
   it('is reached through createCompressor/createDecompressor and validates levels', async () => {
-    const packed = await run(createCompressor({ codec: 'zstd', level: 5, threads: 2 }), [big]);
-    const unpacked = await run(createDecompressor('zstd'), [packed.output]);
+    const packed = await runStream(createCompressor({ codec: 'zstd', level: 5, threads: 2 }), [big]);
+    const unpacked = await runStream(createDecompressor('zstd'), [packed.output]);
     expect(unpacked.output.equals(big)).toBe(true);
     for (const level of [0, 20, 22, -1, 3.5]) {
       expect(() => createCompressor({ codec: 'zstd', level, threads: 2 })).toThrow(RangeError);
@@ -98,26 +68,27 @@ describe('zstd codec', () => {
   });
 
   it('rejects truncated, corrupted, empty and non-zstd input with a clear error', async () => {
-    const packed = (await run(createZstdCompressor({ level: 3, threads: 1 }), [big])).output;
-    await expect(run(createZstdDecompressor(), [packed.subarray(0, packed.length - 10)])).rejects.toThrow(
-      /zstd data is truncated/,
-    );
+    const packed = (await runStream(createZstdCompressor({ level: 3, threads: 1 }), [big])).output;
+    await expect(
+      runStream(createZstdDecompressor(), [packed.subarray(0, packed.length - 10)]),
+    ).rejects.toThrow(/zstd data is truncated/);
     const corrupt = Buffer.from(packed);
     corrupt[Math.floor(corrupt.length / 2)]! ^= 0xff;
-    await expect(run(createZstdDecompressor(), [corrupt])).rejects.toThrow(/zstd data is corrupt/);
-    await expect(run(createZstdDecompressor(), [])).rejects.toThrow(/zstd data is empty/);
-    await expect(run(createZstdDecompressor(), [Buffer.from('definitely not zstd')])).rejects.toThrow(
+    await expect(runStream(createZstdDecompressor(), [corrupt])).rejects.toThrow(/zstd data is corrupt/);
+    await expect(runStream(createZstdDecompressor(), [])).rejects.toThrow(/zstd data is empty/);
+    await expect(runStream(createZstdDecompressor(), [Buffer.from('definitely not zstd')])).rejects.toThrow(
       /zstd data is corrupt/,
     );
-    await expect(run(createZstdDecompressor(), [packed, Buffer.from('garbage!')])).rejects.toThrow(
+    await expect(runStream(createZstdDecompressor(), [packed, Buffer.from('garbage!')])).rejects.toThrow(
       /zstd data is corrupt/,
     );
   });
 
   it('hands out a hugely expanding frame in bounded pieces as the reader asks', async () => {
     const zeros = Buffer.alloc(8 * 1024 * 1024);
-    const packed = (await run(createZstdCompressor({ level: 3, threads: 1 }), [zeros, zeros, zeros, zeros]))
-      .output;
+    const packed = (
+      await runStream(createZstdCompressor({ level: 3, threads: 1 }), [zeros, zeros, zeros, zeros])
+    ).output;
     expect(packed.length).toBeLessThan(64 * 1024);
     const decompressor = createZstdDecompressor();
     let maxBuffered = 0;
