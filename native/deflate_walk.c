@@ -247,12 +247,11 @@ int deflate_walk(const uint8_t *p, size_t len, uint64_t *final_header_bit, uint6
   }
 }
 
-size_t deflate_unfinalize(uint8_t *p, size_t len, uint64_t final_header_bit, uint64_t end_bit) {
+size_t deflate_unfinalize(uint8_t *p, uint64_t final_header_bit, uint64_t end_bit) {
   p[final_header_bit >> 3] &= (uint8_t) ~(1u << (final_header_bit & 7));
   size_t used = (size_t)((end_bit + 7) >> 3);
   unsigned spare = (unsigned)(used * 8 - end_bit);
   if (spare > 0) p[used - 1] &= (uint8_t)((1u << (8 - spare)) - 1); /* padding bits read as zero */
-  (void)len;
   /* An empty stored block: 3 header bits of zero (in the padding when it has room, else in one
    * more zero byte), then LEN 0 / NLEN 0xffff at the next byte boundary. A second one follows:
    * the pair 00 00 ff ff 00 00 00 ff ff marks a block boundary that readers can find by search. */

@@ -127,7 +127,7 @@ static void deflate_chunk_execute(napi_env env, void *data) {
       job->error = "libdeflate produced a stream the block walker cannot follow";
       return;
     }
-    n = deflate_unfinalize(job->out, n, final_header, end);
+    n = deflate_unfinalize(job->out, final_header, end);
   }
   job->out_len = n;
 }

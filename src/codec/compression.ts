@@ -3,9 +3,9 @@
 
 import type { Duplex } from 'node:stream';
 import { createParallelGzip } from './parallel-gzip.js';
-import { canInflateInParallel, createParallelGunzip } from './parallel-gunzip.js';
+import { canInflateInParallel, createParallelGunzip, ParallelGunzip } from './parallel-gunzip.js';
 import { createSingleMemberGunzip } from './single-member-gunzip.js';
-import { createZstdCompressor, createZstdDecompressor } from './zstd.js';
+import { createZstdCompressor, createZstdDecompressor, ZstdDecompressor } from './zstd.js';
 
 export type CompressionCodec = 'gzip' | 'zstd';
 
@@ -63,4 +63,14 @@ function checkCodec(codec: string): asserts codec is CompressionCodec {
   if (!(COMPRESSION_CODECS as readonly string[]).includes(codec)) {
     throw new RangeError(`unknown compression codec '${codec}' (expected gzip or zstd)`);
   }
+}
+
+/**
+ * How to give a decompressor's output chunks back for reuse, for decompressors that pool them (the
+ * caller must be completely done with a chunk first); undefined for the others.
+ */
+export function chunkReleaser(decompressor: Duplex): ((chunk: Buffer) => void) | undefined {
+  if (decompressor instanceof ParallelGunzip || decompressor instanceof ZstdDecompressor)
+    return (chunk) => decompressor.release(chunk);
+  return undefined;
 }

@@ -275,7 +275,7 @@ export class ParallelGunzip extends Duplex {
     // New input only while few pieces wait, and never past one without a mark (it goes sequential).
     const waiting = this.pieces.length;
     const unmarked = this.pieces.some((p) => p.unmarked);
-    if (this.heldWrite && waiting <= 2 * this.limit && !unmarked) {
+    if (this.heldWrite && waiting <= AHEAD_PER_THREAD * this.limit && !unmarked) {
       const release = this.heldWrite;
       this.heldWrite = undefined;
       release();

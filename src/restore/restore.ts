@@ -7,10 +7,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { silentReporter } from '../cli/reporter.js';
 import { AES_SLICE } from '../codec/aes-cbc.js';
-import { createDecompressor } from '../codec/compression.js';
-import { ParallelGunzip } from '../codec/parallel-gunzip.js';
+import { chunkReleaser, createDecompressor } from '../codec/compression.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
-import { ZstdDecompressor } from '../codec/zstd-decompress.js';
 import { createAsyncSha1, sha1Hex } from '../io/async-sha1.js';
 import { aesMaterial, createUnwrapper } from '../crypto/key-wrap.js';
 import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
@@ -195,9 +193,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
       if (member.name !== m.image.name)
         out.warn(`the image inside is named '${member.name}' while the manifest names '${m.image.name}'`);
     },
-    decompressor instanceof ParallelGunzip || decompressor instanceof ZstdDecompressor
-      ? (chunk) => decompressor.release(chunk)
-      : undefined,
+    chunkReleaser(decompressor),
   );
   let done = 0;
   try {
