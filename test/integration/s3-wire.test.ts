@@ -28,6 +28,22 @@ const objectPuts = (reqs: readonly CapturedRequest[]): CapturedRequest[] =>
 /** The request's path without query or trailing slash: `/bucket` or `/bucket/key`. */
 const pathOf = (r: CapturedRequest): string => new URL(r.url, 'http://x').pathname.replace(/\/$/, '');
 
+/** ec2-upload-bundle of the fixture's manifest to `bucket` on the capture server, with static keys. */
+const upload = (bucket: string, ...extra: string[]): ReturnType<typeof runCli> =>
+  runCli('ec2-upload-bundle', [
+    '-b',
+    bucket,
+    '-m',
+    manifest,
+    '--url',
+    server!.endpoint,
+    '-a',
+    ACCESS,
+    '-s',
+    SECRET,
+    ...extra,
+  ]);
+
 /** The region in a SigV4 Authorization header's credential scope. */
 const signingRegion = (r: CapturedRequest): string | undefined =>
   /Credential=[^/]+\/\d{8}\/([^/]+)\/s3\/aws4_request/.exec(String(r.headers.authorization))?.[1];
@@ -35,18 +51,7 @@ const signingRegion = (r: CapturedRequest): string | undefined =>
 describe('upload-bundle on the wire', () => {
   it('by default every object carries x-amz-acl: aws-exec-read and a correct Content-MD5; the manifest is last', async () => {
     server = await startCaptureServer({ bucketLocation: '' });
-    const r = await runCli('ec2-upload-bundle', [
-      '-b',
-      'wire/pfx',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-    ]);
+    const r = await upload('wire/pfx');
     expect(r.code, r.stderr).toBe(0);
     const puts = objectPuts(server.requests);
     expect(puts.map(pathOf).sort()).toEqual([
@@ -98,22 +103,7 @@ describe('upload-bundle on the wire', () => {
 
   it('-t sends the session token, signed, on every request; --acl private sends no ACL', async () => {
     server = await startCaptureServer({ bucketLocation: '' });
-    const r = await runCli('ec2-upload-bundle', [
-      '-b',
-      'tok',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-      '-t',
-      'the-session-token',
-      '--acl',
-      'private',
-    ]);
+    const r = await upload('tok', '-t', 'the-session-token', '--acl', 'private');
     expect(r.code, r.stderr).toBe(0);
     for (const q of server.requests) {
       expect(q.headers['x-amz-security-token']).toBe('the-session-token');
@@ -124,20 +114,7 @@ describe('upload-bundle on the wire', () => {
 
   it('a missing bucket is created in the requested region with ACLs enabled, then used in that region', async () => {
     server = await startCaptureServer({ bucketLocation: undefined });
-    const r = await runCli('ec2-upload-bundle', [
-      '-b',
-      'newbucket',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-      '--region',
-      'eu-west-1',
-    ]);
+    const r = await upload('newbucket', '--region', 'eu-west-1');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Creating bucket...');
     const create = server.requests.find((q) => q.method === 'PUT' && pathOf(q) === '/newbucket')!;
@@ -150,20 +127,7 @@ describe('upload-bundle on the wire', () => {
 
   it('--location EU creates the bucket in eu-west-1', async () => {
     server = await startCaptureServer({ bucketLocation: undefined });
-    const r = await runCli('ec2-upload-bundle', [
-      '-b',
-      'eubucket',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-      '--location',
-      'EU',
-    ]);
+    const r = await upload('eubucket', '--location', 'EU');
     expect(r.code, r.stderr).toBe(0);
     const create = server.requests.find((q) => q.method === 'PUT' && pathOf(q) === '/eubucket')!;
     expect(create.body.toString()).toContain('<LocationConstraint>eu-west-1</LocationConstraint>');
@@ -171,18 +135,7 @@ describe('upload-bundle on the wire', () => {
 
   it('without --region, the region is found from the bucket and used to sign', async () => {
     server = await startCaptureServer({ bucketLocation: 'ap-southeast-2' });
-    const r = await runCli('ec2-upload-bundle', [
-      '-b',
-      'far',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-    ]);
+    const r = await upload('far');
     expect(r.code, r.stderr).toBe(0);
     expect(signingRegion(server.requests[0]!)).toBe('us-east-1');
     expect(pathOf(server.requests[0]!)).toBe('/far');
@@ -192,20 +145,7 @@ describe('upload-bundle on the wire', () => {
 
   it('the legacy location EU is the same region as --region eu-west-1', async () => {
     server = await startCaptureServer({ bucketLocation: 'EU' });
-    const r = await runCli('ec2-upload-bundle', [
-      '-b',
-      'legacy',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-      '--region',
-      'eu-west-1',
-    ]);
+    const r = await upload('legacy', '--region', 'eu-west-1');
     expect(r.code, r.stderr).toBe(0);
   });
 });
@@ -213,18 +153,7 @@ describe('upload-bundle on the wire', () => {
 describe('refused before any upload', () => {
   it('a bucket with ACLs disabled (BucketOwnerEnforced): exit 3, explains aws-exec-read and the fix; no PUT', async () => {
     server = await startCaptureServer({ bucketLocation: '', objectOwnership: 'BucketOwnerEnforced' });
-    const r = await runCli('ec2-upload-bundle', [
-      '-b',
-      'enforced/x',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-    ]);
+    const r = await upload('enforced/x');
     expect(r.code).toBe(3);
     const line = r.stderr.trim();
     expect(line.split('\n')).toHaveLength(1);
@@ -238,20 +167,7 @@ describe('refused before any upload', () => {
 
   it('--sigv 2 is refused (SigV4 only) without a request', async () => {
     server = await startCaptureServer({ bucketLocation: '' });
-    const r = await runCli('ec2-upload-bundle', [
-      '-b',
-      'v2',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-      '--sigv',
-      '2',
-    ]);
+    const r = await upload('v2', '--sigv', '2');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
       '--sigv 2 is not supported: amibundle signs every request with Signature Version 4',
@@ -273,18 +189,7 @@ describe('refused before any upload', () => {
     ]);
     expect(noSecret.code).toBe(1);
     expect(noSecret.stderr).toContain('missing mandatory parameter: --secret-key');
-    const emptyPiece = await runCli('ec2-upload-bundle', [
-      '-b',
-      'b1x//x',
-      '-m',
-      manifest,
-      '--url',
-      server.endpoint,
-      '-a',
-      ACCESS,
-      '-s',
-      SECRET,
-    ]);
+    const emptyPiece = await upload('b1x//x');
     expect(emptyPiece.code).toBe(1);
     expect(emptyPiece.stderr).toContain("--bucket has invalid value 'b1x//x'");
     expect(server.requests).toEqual([]);
