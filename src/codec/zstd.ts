@@ -24,28 +24,29 @@ interface Job {
 }
 
 /**
- * A Duplex driven by a synchronous native step function. A step consumes some input and fills at
- * most one 64 KiB output buffer; the loop stops while the reader does not want more output.
+ * zstd compressor: one frame with content checksum, compressed by zstd's own worker threads. Each
+ * synchronous native step consumes some input and fills at most one 64 KiB output buffer; the loop
+ * stops while the reader does not want more output.
  */
-abstract class SteppedDuplex extends Duplex {
+export class ZstdCompressor extends Duplex {
+  private readonly cctx = new binding.CCtx();
   private job: Job | undefined;
   private wantsData = false;
   private running = false;
   private out = Buffer.allocUnsafe(OUTPUT_CHUNK);
 
-  constructor() {
+  constructor(opts: ZstdCompressOptions = {}) {
     super({ readableHighWaterMark: OUTPUT_CHUNK, writableHighWaterMark: OUTPUT_CHUNK });
+    const level = opts.level ?? ZSTD_DEFAULT_LEVEL;
+    checkZstdLevel(level);
+    const threads = opts.threads ?? os.availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new RangeError(`zstd threads must be a positive integer (got ${threads})`);
+    }
+    this.cctx.setParameter(binding.CParameter.compressionLevel, level);
+    this.cctx.setParameter(binding.CParameter.checksumFlag, 1);
+    this.cctx.setParameter(binding.CParameter.nbWorkers, threads);
   }
-
-  /** One native call: returns bytes consumed, bytes produced into `out`, and whether the job is complete. */
-  protected abstract step(
-    out: Buffer,
-    input: Buffer,
-    end: boolean,
-  ): { consumed: number; produced: number; complete: boolean };
-
-  /** Called once all input has been processed and the reader has everything; may throw. */
-  protected abstract atEnd(): void;
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.job = { input: chunk, end: false, callback };
@@ -90,41 +91,16 @@ abstract class SteppedDuplex extends Duplex {
         }
         if (!result.complete) continue;
         this.job = undefined;
-        if (job.end) {
-          try {
-            this.atEnd();
-          } catch (error) {
-            job.callback(error as Error);
-            return;
-          }
-          this.push(null);
-        }
+        if (job.end) this.push(null);
         job.callback();
       }
     } finally {
       this.running = false;
     }
   }
-}
 
-/** zstd compressor: one frame with content checksum, compressed by zstd's own worker threads. */
-export class ZstdCompressor extends SteppedDuplex {
-  private readonly cctx = new binding.CCtx();
-
-  constructor(opts: ZstdCompressOptions = {}) {
-    super();
-    const level = opts.level ?? ZSTD_DEFAULT_LEVEL;
-    checkZstdLevel(level);
-    const threads = opts.threads ?? os.availableParallelism();
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new RangeError(`zstd threads must be a positive integer (got ${threads})`);
-    }
-    this.cctx.setParameter(binding.CParameter.compressionLevel, level);
-    this.cctx.setParameter(binding.CParameter.checksumFlag, 1);
-    this.cctx.setParameter(binding.CParameter.nbWorkers, threads);
-  }
-
-  protected step(
+  /** One native call: bytes consumed, bytes produced into `out`, and whether the job is complete. */
+  private step(
     out: Buffer,
     input: Buffer,
     end: boolean,
@@ -138,8 +114,6 @@ export class ZstdCompressor extends SteppedDuplex {
     const complete = end ? remaining === 0 : consumed === input.length;
     return { consumed, produced, complete };
   }
-
-  protected atEnd(): void {}
 }
 
 export function checkZstdLevel(level: number): void {
