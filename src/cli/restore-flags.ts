@@ -1,5 +1,6 @@
 // Flags shared by the commands that read a bundle (unbundle, verify): the manifest, where the
 // parts are, which key copy to unwrap, and the certificate that checks the signature.
+import { DISK_FORMATS } from '../disk/image-sink.js';
 import type { OptionSpec } from './options.js';
 
 export function manifestOption(help: string, required: boolean): OptionSpec {
@@ -60,3 +61,14 @@ export function signatureCertOption(short?: 'c'): OptionSpec {
     help: 'Require the manifest signature to verify with this certificate.',
   };
 }
+
+/** `--format`: the disk format unbundle writes, straight from the tar stream. */
+export const diskFormatOption: OptionSpec = {
+  name: 'format',
+  long: 'format',
+  kind: 'string',
+  metavar: 'FORMAT',
+  choices: DISK_FORMATS,
+  default: 'raw',
+  help: 'Disk format of the restored image: raw (NAME, sparse) or qcow2 (NAME.qcow2). Written straight from the bundle, never through a raw copy.',
+};

@@ -9,7 +9,9 @@ import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { Command } from './command.js';
 import { readManifestFile } from '../io/manifest-file.js';
+import type { DiskFormat } from '../disk/image-sink.js';
 import {
+  diskFormatOption,
   ec2KeyOption,
   manifestOption,
   privateKeyOption,
@@ -44,6 +46,7 @@ export const unbundleCommand: Command = {
         default: 'the current directory',
         help: 'Directory the image is written to (as NAME).',
       },
+      diskFormatOption,
       ec2KeyOption,
       signatureCertOption(),
       ...s3ConnectionOptions,
@@ -52,6 +55,7 @@ export const unbundleCommand: Command = {
       'ec2-unbundle -m /mnt/bundle/image.manifest.xml -k pk.pem -s /mnt/bundle -d /mnt/restore',
       'amibundle unbundle --from s3://my-bucket/images/my-ami.manifest.xml -k pk.pem -d /var/tmp --region eu-west-1',
       'amibundle unbundle -m image.manifest.xml -k pk.pem --cert cert.pem -d /var/tmp',
+      'amibundle unbundle -m image.manifest.xml -k pk.pem -d /var/tmp --format vmdk',
     ],
     manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). Each part's SHA-1
 is checked before its bytes are used; the parts are decrypted, decompressed and untarred in one
@@ -100,6 +104,7 @@ anything but one regular file (links, devices, paths, a second file) is refused.
       useEc2Key: opts.flag('ec2Key'),
       ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
       destination,
+      format: (opts.str('format') ?? 'raw') as DiskFormat,
       signal: ctx.signal,
       out: ctx.out,
     }).finally(close);

@@ -1,6 +1,7 @@
 // What restoreBundle() and verifyBundle() need: a parsed manifest, where its parts are, and the
 // key that unwraps the AES key and IV.
 import type { Reporter } from '../cli/reporter.js';
+import type { DiskFormat } from '../disk/image-sink.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import type { PartSource } from './part-source.js';
 
@@ -15,6 +16,8 @@ export interface RestoreOptions {
   readonly certPem?: string;
   /** Directory the image is written into (as `<name>`); absent = verify only. */
   readonly destination?: string;
+  /** Disk format the image is written in (default raw: the sparse image itself). */
+  readonly format?: DiskFormat;
   readonly signal?: AbortSignal;
   readonly out?: Reporter;
 }

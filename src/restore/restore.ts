@@ -16,7 +16,8 @@ import { verifyHex } from '../crypto/signature.js';
 import { BundleError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
 import { TarMemberReader, type TarMember } from '../format/tar-reader.js';
-import { ImageWriter } from './image-writer.js';
+import { createImageSink } from '../disk/create-sink.js';
+import type { DiskFormat, ImageSink } from '../disk/image-sink.js';
 import type { PartSource } from './part-source.js';
 import type { RestoreOptions, RestoreResult } from './restore-options.js';
 
@@ -126,7 +127,7 @@ async function* decryptedParts(
 class UntarSink extends Writable {
   readonly sha1 = createAsyncSha1();
   member: TarMember | undefined;
-  writer: ImageWriter | undefined;
+  writer: ImageSink | undefined;
   private readonly reader: TarMemberReader;
 
   constructor(
@@ -135,6 +136,7 @@ class UntarSink extends Writable {
     onMember: (m: TarMember) => void,
     /** Called with each chunk once nothing refers to it any more (the decompressor reuses it). */
     private readonly release: (chunk: Buffer) => void = () => undefined,
+    format: DiskFormat = 'raw',
   ) {
     super({ highWaterMark: 4 });
     this.reader = new TarMemberReader({
@@ -146,7 +148,7 @@ class UntarSink extends Writable {
         this.member = m;
         onMember(m);
         if (destination !== undefined) {
-          this.writer = new ImageWriter(destination, m);
+          this.writer = createImageSink(format, destination, m);
           await this.writer.open();
         }
       },
@@ -194,6 +196,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
         out.warn(`the image inside is named '${member.name}' while the manifest names '${m.image.name}'`);
     },
     chunkReleaser(decompressor),
+    opts.format,
   );
   let done = 0;
   try {

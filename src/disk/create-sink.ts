@@ -1,0 +1,20 @@
+// Picks the image sink for a `--format`: the restore hands every format the same stream of
+// (offset, data) writes, so choosing the format is choosing the sink.
+import path from 'node:path';
+import type { TarMember } from '../format/tar-reader.js';
+import { ImageWriter } from '../restore/image-writer.js';
+import { DISK_FORMAT_SUFFIX, type DiskFormat, type ImageSink } from './image-sink.js';
+import { Qcow2Sink } from './qcow2.js';
+
+/** The sink writing `member` as DESTINATION/NAME (raw) or DESTINATION/NAME.<format>. */
+export function createImageSink(format: DiskFormat, destination: string, member: TarMember): ImageSink {
+  const finalPath = path.join(destination, member.name + DISK_FORMAT_SUFFIX[format]);
+  switch (format) {
+    case 'raw':
+      return new ImageWriter(destination, member);
+    case 'qcow2':
+      return new Qcow2Sink(finalPath, member);
+    default:
+      throw new Error(`disk format ${format} is not implemented`);
+  }
+}
