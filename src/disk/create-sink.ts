@@ -5,6 +5,7 @@ import type { TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from '../restore/image-writer.js';
 import { DISK_FORMAT_SUFFIX, type DiskFormat, type ImageSink } from './image-sink.js';
 import { Qcow2Sink } from './qcow2.js';
+import { VmdkSink } from './vmdk.js';
 
 /** The sink writing `member` as DESTINATION/NAME (raw) or DESTINATION/NAME.<format>. */
 export function createImageSink(format: DiskFormat, destination: string, member: TarMember): ImageSink {
@@ -14,6 +15,8 @@ export function createImageSink(format: DiskFormat, destination: string, member:
       return new ImageWriter(destination, member);
     case 'qcow2':
       return new Qcow2Sink(finalPath, member);
+    case 'vmdk':
+      return new VmdkSink(finalPath, member);
     default:
       throw new Error(`disk format ${format} is not implemented`);
   }

@@ -16,7 +16,7 @@ export interface ImageSink {
 }
 
 /** `--format` values: raw is the plain sparse image; `vhd` is dynamic, `vhd-fixed` fixed. */
-export const DISK_FORMATS = ['raw', 'qcow2'] as const;
+export const DISK_FORMATS = ['raw', 'qcow2', 'vmdk'] as const;
 export type DiskFormatName = 'raw' | 'qcow2' | 'vmdk' | 'vhd' | 'vhd-fixed';
 export type DiskFormat = DiskFormatName;
 

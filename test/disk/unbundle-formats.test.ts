@@ -148,7 +148,7 @@ describe('unbundle --format refusals', () => {
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/--format.*'foo'.*raw, qcow2/);
+    expect(lines[0]).toMatch(/--format.*'foo'.*raw, qcow2, vmdk/);
     expect(fs.readdirSync(dest)).toEqual([]);
   });
 });
