@@ -70,5 +70,5 @@ export const diskFormatOption: OptionSpec = {
   metavar: 'FORMAT',
   choices: DISK_FORMATS,
   default: 'raw',
-  help: 'Disk format of the restored image: raw (NAME, sparse), qcow2 (NAME.qcow2) or vmdk (NAME.vmdk, streamOptimized, as AWS VM Import takes). Written straight from the bundle, never through a raw copy.',
+  help: 'Disk format of the restored image: raw (NAME, sparse), qcow2 (NAME.qcow2), vmdk (NAME.vmdk, streamOptimized, as AWS VM Import takes), vhd (NAME.vhd, dynamic) or vhd-fixed (NAME.vhd, fixed). Written straight from the bundle, never through a raw copy.',
 };

@@ -5,6 +5,7 @@ import type { TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from '../restore/image-writer.js';
 import { DISK_FORMAT_SUFFIX, type DiskFormat, type ImageSink } from './image-sink.js';
 import { Qcow2Sink } from './qcow2.js';
+import { VhdDynamicSink, VhdFixedSink } from './vhd.js';
 import { VmdkSink } from './vmdk.js';
 
 /** The sink writing `member` as DESTINATION/NAME (raw) or DESTINATION/NAME.<format>. */
@@ -17,7 +18,9 @@ export function createImageSink(format: DiskFormat, destination: string, member:
       return new Qcow2Sink(finalPath, member);
     case 'vmdk':
       return new VmdkSink(finalPath, member);
-    default:
-      throw new Error(`disk format ${format} is not implemented`);
+    case 'vhd':
+      return new VhdDynamicSink(finalPath, member);
+    case 'vhd-fixed':
+      return new VhdFixedSink(destination, member, path.basename(finalPath));
   }
 }

@@ -16,9 +16,8 @@ export interface ImageSink {
 }
 
 /** `--format` values: raw is the plain sparse image; `vhd` is dynamic, `vhd-fixed` fixed. */
-export const DISK_FORMATS = ['raw', 'qcow2', 'vmdk'] as const;
-export type DiskFormatName = 'raw' | 'qcow2' | 'vmdk' | 'vhd' | 'vhd-fixed';
-export type DiskFormat = DiskFormatName;
+export const DISK_FORMATS = ['raw', 'qcow2', 'vmdk', 'vhd', 'vhd-fixed'] as const;
+export type DiskFormat = (typeof DISK_FORMATS)[number];
 
 /** Name suffix of the restored file: raw keeps the bundle's image name unchanged. */
 export const DISK_FORMAT_SUFFIX: Readonly<Record<DiskFormat, string>> = {

@@ -5,7 +5,7 @@ import { expect } from 'vitest';
 import type { DiskFormat } from '../../src/disk/image-sink.js';
 
 /** The formats under test (every one but raw, which the rest of the suite covers). */
-export const FORMATS: readonly Exclude<DiskFormat, 'raw'>[] = ['qcow2', 'vmdk'];
+export const FORMATS: readonly Exclude<DiskFormat, 'raw'>[] = ['qcow2', 'vmdk', 'vhd', 'vhd-fixed'];
 
 /** qemu-img's driver name for each of our formats. */
 export const QEMU_FORMAT: Readonly<Record<Exclude<DiskFormat, 'raw'>, string>> = {

@@ -61,6 +61,19 @@ function ext4Image(dir: string): string {
   return image;
 }
 
+/** The VHD footer: type 3 (dynamic, with its copy in front) or 2 (fixed), and a valid checksum. */
+function expectVhdFooter(file: string, format: 'vhd' | 'vhd-fixed'): void {
+  const all = fs.readFileSync(file);
+  const footer = all.subarray(all.length - 512);
+  expect(footer.toString('latin1', 0, 8)).toBe('conectix');
+  expect(footer.readUInt32BE(60)).toBe(format === 'vhd' ? 3 : 2);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) if (i < 64 || i >= 68) sum += footer[i]!;
+  expect(footer.readUInt32BE(64)).toBe(~sum >>> 0);
+  if (format === 'vhd') expect(all.subarray(0, 512)).toEqual(footer);
+  else expect(all.toString('latin1', 0, 8)).not.toBe('conectix');
+}
+
 beforeAll(async () => {
   tmp = tempDir('disk-formats');
   for (const c of bundledCases()) {
@@ -124,6 +137,7 @@ describe.each(FORMATS)('unbundle --format %s', (format) => {
       expect(info.format).toBe(format === 'qcow2' ? 'qcow2' : format === 'vmdk' ? 'vmdk' : 'vpc');
       if (format === 'qcow2') expect(info['format-specific']?.data['compat']).toBe('1.1');
       if (format === 'vmdk') expect(info['format-specific']?.data['create-type']).toBe('streamOptimized');
+      if (format === 'vhd' || format === 'vhd-fixed') expectVhdFooter(out, format);
     }
   });
 });
@@ -148,7 +162,7 @@ describe('unbundle --format refusals', () => {
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/--format.*'foo'.*raw, qcow2, vmdk/);
+    expect(lines[0]).toMatch(/--format.*'foo'.*raw, qcow2, vmdk, vhd, vhd-fixed/);
     expect(fs.readdirSync(dest)).toEqual([]);
   });
 });

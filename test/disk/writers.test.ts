@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImageSink } from '../../src/disk/create-sink.js';
 import type { TarMember } from '../../src/format/tar-reader.js';
 import { tempDir } from '../support/fixtures.js';
-import { expectCheckClean, expectSameAsRaw, FORMATS, qemuInfo } from './qemu.js';
+import { vhdSize } from '../../src/disk/vhd.js';
+import { expectCheckClean, expectSameAsRaw, FORMATS, qemuImg, qemuInfo } from './qemu.js';
 
 let tmp: { dir: string; remove: () => void };
 beforeAll(() => {
@@ -75,6 +76,22 @@ const scenarios: Scenario[] = [
   { name: 'an image that is all hole', size: 5 * MiB, writes: [] },
 ];
 
+/** Allocation unit of each format: qcow2 cluster, VMDK grain, VHD block, file system block. */
+const UNIT = { qcow2: 65536, vmdk: 65536, vhd: 2 * MiB, 'vhd-fixed': 4096 } as const;
+
+/** Bytes of the units holding non-zero data. */
+function storedUnits(s: Scenario, unit: number): number {
+  const units = new Set<number>();
+  for (const w of s.writes)
+    for (let at = 0; at < w.data.length; at++)
+      if (w.data[at] !== 0) {
+        const u = Math.floor((w.offset + at) / unit);
+        units.add(u);
+        at = (u + 1) * unit - w.offset - 1;
+      }
+  return units.size * unit;
+}
+
 function member(s: Scenario, name: string): TarMember {
   return {
     name,
@@ -107,9 +124,9 @@ describe.each(FORMATS)('%s writer', (format) => {
       expectCheckClean(format, out);
       expectSameAsRaw(format, raw, out);
       expect(qemuInfo(format, out)['virtual-size']).toBeGreaterThanOrEqual(s.size);
-      // Holes (and a plain member's zero runs) take no room: the file holds the data plus metadata.
-      const data = s.plain ? 2 * MiB : s.writes.reduce((n, w) => n + w.data.length, 0);
-      expect(fs.statSync(out).blocks * 512).toBeLessThan(data + 4 * MiB);
+      // Holes (and a plain member's zero runs) take no room: the file holds the format's units
+      // that were written to, plus metadata.
+      expect(fs.statSync(out).blocks * 512).toBeLessThan(storedUnits(s, UNIT[format]) + MiB);
     });
   }
 
@@ -120,5 +137,30 @@ describe.each(FORMATS)('%s writer', (format) => {
     await sink.write(MiB, random(100_000));
     await sink.discard();
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('VHD disk size', () => {
+  it('matches the geometry qemu-img gives a VHD of the same size', () => {
+    for (const size of [
+      512,
+      100 * 1024,
+      64 * MiB,
+      1024 * MiB + 512,
+      40 * 1024 * MiB - 4096,
+      200 * 1024 * MiB,
+    ]) {
+      const file = path.join(tmp.dir, `geometry-${size}.vhd`);
+      const r = qemuImg(['create', '-q', '-f', 'vpc', '-o', 'subformat=dynamic', file, String(size)]);
+      expect(r.code, r.stderr).toBe(0);
+      const footer = fs.readFileSync(file).subarray(0, 512);
+      const ours = vhdSize(size);
+      expect([ours.geometry.cylinders, ours.geometry.heads, ours.geometry.sectorsPerTrack]).toEqual([
+        footer.readUInt16BE(56),
+        footer[58],
+        footer[59],
+      ]);
+      expect(ours.bytes).toBe(Number(footer.readBigUInt64BE(48)));
+    }
   });
 });
