@@ -62,7 +62,11 @@ is checked before its bytes are used; the parts are decrypted, decompressed and 
 stream; the tar stream's SHA-1 must equal the manifest's digest and the image size its size. The
 image is written sparse (holes where the archive has them and where whole 4 KiB blocks are zero)
 under a temporary name, and renamed to DEST/NAME only when every check passed. A bundle holding
-anything but one regular file (links, devices, paths, a second file) is refused.`,
+anything but one regular file (links, devices, paths, a second file) is refused.
+
+--format qcow2, vmdk (streamOptimized), vhd (dynamic) or vhd-fixed writes DEST/NAME.qcow2, .vmdk or
+.vhd directly from the stream, never through a raw copy; holes and all-zero clusters are not
+stored. The virtual size is the image's rounded up to a sector (VHD: to a whole CHS geometry).`,
   },
 
   async run(opts, ctx) {
