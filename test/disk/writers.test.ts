@@ -1,14 +1,18 @@
 // Each format's writer driven directly with synthetic writes (holes at the start, middle and end,
 // sizes off every unit boundary, an empty image, one smaller than a cluster, a plain member whose
 // zero runs must not be stored), judged by qemu-img against a raw file holding the same bytes.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImageSink } from '../../src/disk/create-sink.js';
+import { DISK_FORMAT_SUFFIX, type DiskFormat } from '../../src/disk/image-sink.js';
 import type { TarMember } from '../../src/format/tar-reader.js';
-import { tempDir } from '../support/fixtures.js';
+import { projectRoot, tempDir } from '../support/fixtures.js';
 import { vhdSize } from '../../src/disk/vhd.js';
+import { adler32 } from '../../src/disk/vmdk.js';
 import { expectCheckClean, expectSameAsRaw, FORMATS, qemuImg, qemuInfo } from './qemu.js';
 
 let tmp: { dir: string; remove: () => void };
@@ -162,5 +166,58 @@ describe('VHD disk size', () => {
       ]);
       expect(ours.bytes).toBe(Number(footer.readBigUInt64BE(48)));
     }
+  });
+});
+
+describe('VMDK grain checksum', () => {
+  it('adler32 is what zlib checks: a stream with it inflates, with it off by one does not', () => {
+    for (const data of [Buffer.alloc(0), Buffer.alloc(65536, 0xff), random(65536), random(6000)]) {
+      const body = zlib.deflateRawSync(data);
+      const trailer = Buffer.alloc(4);
+      trailer.writeUInt32BE(adler32(data));
+      const stream = Buffer.concat([Buffer.from([0x78, 0x9c]), body, trailer]);
+      expect(zlib.inflateSync(stream)).toEqual(data);
+      trailer.writeUInt32BE((adler32(data) + 1) >>> 0);
+      expect(() => zlib.inflateSync(Buffer.concat([Buffer.from([0x78, 0x9c]), body, trailer]))).toThrow();
+    }
+  });
+});
+
+/** Peak RSS (KiB) of a fresh node process writing `mib` MiB of random data through the writer (dist/). */
+function peakRss(format: DiskFormat, mib: number, dir: string): number {
+  const script = `
+    import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+    import { createImageSink } from ${JSON.stringify(path.join(projectRoot, 'dist/disk/create-sink.js'))};
+    const [format, mib, dir] = process.argv.slice(1);
+    const size = Number(mib) * 1048576;
+    const sink = createImageSink(format, dir, { name: 'big', mode: 0o600, mtime: 0, size });
+    await sink.open();
+    const chunk = Buffer.alloc(1048576);
+    for (let at = 0; at < size; at += chunk.length) {
+      crypto.randomFillSync(chunk);
+      await sink.write(at, chunk);
+    }
+    await sink.commit();
+    console.log(process.resourceUsage().maxRSS);
+  `;
+  const out = execFileSync(
+    process.execPath,
+    ['--input-type=module', '-e', script, format, String(mib), dir],
+    {
+      encoding: 'utf8',
+    },
+  );
+  fs.rmSync(path.join(dir, `big${DISK_FORMAT_SUFFIX[format]}`));
+  return Number(out.trim());
+}
+
+describe('memory', () => {
+  it.each(FORMATS)('%s: peak RSS writing 256 MiB is within 32 MiB of writing 16 MiB', (format) => {
+    const dir = fs.mkdtempSync(path.join(tmp.dir, `${format}-rss-`));
+    const small = peakRss(format, 16, dir);
+    const big = peakRss(format, 256, dir);
+    expect(small).toBeGreaterThan(0);
+    expect(big - small).toBeLessThan(32 * 1024);
   });
 });
