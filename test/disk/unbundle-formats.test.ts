@@ -143,6 +143,43 @@ describe.each(FORMATS)('unbundle --format %s', (format) => {
 });
 
 describe('unbundle --format refusals', () => {
+  it('a digest mismatch, found after every byte was written, leaves nothing in any format', async () => {
+    const c = bundledCases().find((x) => x.case === 'b-sparse')!;
+    const bundleDir = fs.mkdtempSync(path.join(tmp.dir, 'bad-digest-'));
+    const original = path.join(c.dir, c.expected!.manifest_file);
+    for (const f of fs.readdirSync(path.dirname(original)))
+      fs.copyFileSync(path.join(path.dirname(original), f), path.join(bundleDir, f));
+    const manifest = path.join(bundleDir, path.basename(original));
+    const xml = fs.readFileSync(manifest, 'utf8');
+    // The image digest is the first <digest>; the parts' follow.
+    const altered = xml.replace(
+      /(<digest algorithm='SHA1'>)([0-9a-f]{40})/,
+      (_m, open: string) => `${open}${'0'.repeat(40)}`,
+    );
+    expect(altered).not.toBe(xml);
+    fs.writeFileSync(manifest, altered);
+    for (const format of FORMATS) {
+      const dest = fs.mkdtempSync(path.join(tmp.dir, `bad-digest-${format}-`));
+      const r = await runCli('amibundle', [
+        'unbundle',
+        '-m',
+        manifest,
+        '-k',
+        userKey,
+        '-s',
+        bundleDir,
+        '-d',
+        dest,
+        '--format',
+        format,
+      ]);
+      expect(r.code).toBe(254);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^ERROR: invalid digest/);
+      expect(fs.readdirSync(dest)).toEqual([]);
+    }
+  });
+
   it('an unknown format is one usage line, exit 1, nothing written', async () => {
     const b = bundles[0]!;
     const dest = fs.mkdtempSync(path.join(tmp.dir, 'bad-format-'));
