@@ -50,13 +50,6 @@ export class OutputFile {
     if (this.gatheredBytes >= GATHER) await this.flush();
   }
 
-  /** Moves the append cursor forward, leaving a hole (only after a flush). */
-  async skipTo(offset: number): Promise<void> {
-    await this.flush();
-    if (offset < this.flushedTo) throw new Error(`OutputFile: cannot move back to ${offset}`);
-    this.flushedTo = offset;
-  }
-
   async flush(): Promise<void> {
     if (this.gatheredBytes === 0) return;
     const pieces = this.gathered;

@@ -12,6 +12,7 @@
 // bitmap (all sectors present) and its data, in guest order; holes and all-zero blocks stay
 // unallocated. The table is filled in at the end. Memory: the table (4 bytes per 2 MiB), one block.
 import crypto from 'node:crypto';
+import { BundleError } from '../errors.js';
 import type { TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from '../restore/image-writer.js';
 import { UnitCutter } from './clusters.js';
@@ -68,8 +69,16 @@ function chsSectors(g: Geometry): number {
   return g.cylinders * g.heads * g.sectorsPerTrack;
 }
 
+/** The specification's largest disk: 2040 GiB (its 32-bit sector offsets stop at 2 TiB). */
+export const MAX_VHD_BYTES = 2040 * 1024 ** 3;
+
 /** The VHD disk size for an image of `size` bytes and its geometry (see the opening comment). */
 export function vhdSize(size: number): { bytes: number; geometry: Geometry } {
+  if (size > MAX_VHD_BYTES)
+    throw new BundleError(
+      `the image is ${size} bytes, more than a VHD can hold (2040 GiB)`,
+      'restore with --format qcow2, vmdk or raw',
+    );
   // An empty image gets the smallest geometry: a fixed VHD of nothing would be a lone footer at
   // offset 0, which readers take for the header copy of a dynamic one.
   const sectors = Math.max(1, Math.ceil(size / SECTOR));

@@ -12,6 +12,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import { BundleError } from '../errors.js';
 import type { TarMember } from '../format/tar-reader.js';
 import { nativeAddon } from '../io/native.js';
 import { UnitCutter } from './clusters.js';
@@ -79,6 +80,8 @@ export class VmdkSink implements ImageSink {
   /** Next grain table to write. */
   private gtNext = 0;
   private readonly compressing: { index: number; done: Promise<Buffer> }[] = [];
+  /** The descriptor's content id, random as VMware makes it. */
+  private cid: string | undefined;
 
   constructor(
     finalPath: string,
@@ -127,7 +130,7 @@ export class VmdkSink implements ImageSink {
     const compressed = await done;
     const table = Math.floor(index / GTES_PER_GT);
     while (this.gtNext < table) await this.writeGrainTable();
-    this.gt[index % GTES_PER_GT] = this.file.position / SECTOR;
+    this.gt[index % GTES_PER_GT] = this.sector();
     const marker = Buffer.alloc(12);
     marker.writeBigUInt64LE(BigInt(index * GRAIN_SECTORS), 0);
     marker.writeUInt32LE(compressed.length, 8);
@@ -138,9 +141,20 @@ export class VmdkSink implements ImageSink {
 
   private async writeGrainTable(): Promise<void> {
     await this.file.append(marker(GT_SECTORS, MARKER_GT));
-    this.gd[this.gtNext++] = this.file.position / SECTOR;
+    this.gd[this.gtNext++] = this.sector();
     await this.file.append(littleEndian(this.gt));
     this.gt = new Uint32Array(GTES_PER_GT);
+  }
+
+  /** The append position as a table entry: a 32-bit sector number, so the file stops at 2 TiB. */
+  private sector(): number {
+    const sector = this.file.position / SECTOR;
+    if (sector > 0xffffffff)
+      throw new BundleError(
+        'the VMDK would pass 2 TiB, the most its grain tables can address',
+        'restore with --format qcow2 or raw',
+      );
+    return sector;
   }
 
   async commit(): Promise<string> {
@@ -149,7 +163,7 @@ export class VmdkSink implements ImageSink {
     while (this.gtNext < this.gd.length) await this.writeGrainTable();
     const gdBytes = roundUp(this.gd.length * 4, SECTOR);
     await this.file.append(marker(gdBytes / SECTOR, MARKER_GD));
-    const gdSector = this.file.position / SECTOR;
+    const gdSector = this.sector();
     const gd = Buffer.alloc(gdBytes);
     littleEndian(this.gd).copy(gd);
     await this.file.append(gd);
@@ -161,8 +175,6 @@ export class VmdkSink implements ImageSink {
     await this.file.flush();
     return this.file.commit(this.file.position, this.member.mode, this.member.mtime);
   }
-
-  private cid: string | undefined;
 
   private descriptor(): string {
     this.cid ??= crypto.randomBytes(4).toString('hex');

@@ -221,3 +221,14 @@ describe('memory', () => {
     expect(big - small).toBeLessThan(32 * 1024);
   });
 });
+
+describe('format limits', () => {
+  it('an image larger than 2040 GiB is refused as VHD before anything is written, with what to use instead', () => {
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'vhd-limit-'));
+    const big = { name: 'huge', mode: 0o600, mtime: 0, size: 2041 * 1024 ** 3 };
+    for (const format of ['vhd', 'vhd-fixed'] as const)
+      expect(() => createImageSink(format, dir, big)).toThrow(/more than a VHD can hold.*2040 GiB/);
+    expect(vhdSize(2040 * 1024 ** 3).bytes).toBe(2040 * 1024 ** 3);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
