@@ -257,6 +257,8 @@ const cases: Case[] = [
       path.dirname(fixtureManifest()),
       '-d',
       dest,
+      // Without it the signature check refuses the key first (test/cli/signature.test.ts).
+      '--no-signature-check',
     ],
     254,
     /cannot decrypt the manifest's user_encrypted_key with this private key/,
