@@ -6,6 +6,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { BundleError } from '../errors.js';
 import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
 import { signedLayout, type ElementRange } from './manifest-layout.js';
+import { isPartName, manifestBase } from './part-name.js';
 
 export interface ParsedManifest {
   readonly manifest: Manifest;
@@ -106,6 +107,31 @@ export function checkPartFileName(name: string): string {
   return name;
 }
 
+/**
+ * Parts must be named NAME.part.N for the manifest's own `<name>` (what every bundler writes) or
+ * for the NAME of the manifest file NAME.manifest.xml: nothing else is ever read, fetched or
+ * deleted for this bundle.
+ */
+function checkPartNames(parts: readonly ManifestPart[], name: string, fileName: string | undefined): void {
+  const fileBase = fileName === undefined ? undefined : manifestBase(fileName);
+  for (const p of parts) {
+    const ok =
+      isPartName(p.filename, name, p.index, parts.length) ||
+      (fileBase !== undefined && isPartName(p.filename, fileBase, p.index, parts.length));
+    if (!ok)
+      throw new BundleError(
+        `invalid manifest: part ${p.index} is named '${p.filename}', not ${name}.part.${p.index} as the manifest's name requires`,
+      );
+  }
+}
+
+/** The image is restored as DEST/NAME: NAME must be a plain file name. */
+function checkImageName(name: string): string {
+  if (name === '.' || name === '..' || /[/\\\0]/.test(name))
+    throw new BundleError(`invalid manifest: image name '${name}' is not a plain file name`);
+  return name;
+}
+
 function parseParts(partsNode: unknown): ManifestPart[] {
   const parts = list(child(partsNode, 'part')).map((p, i): ManifestPart => {
     const indexText = attr(p, 'index');
@@ -135,7 +161,11 @@ function parseParts(partsNode: unknown): ManifestPart[] {
   return parts;
 }
 
-export function parseManifest(input: Buffer | string): ParsedManifest {
+/**
+ * @param fileName the manifest's file or object name, when known: NAME.manifest.xml lets parts
+ *   be named NAME.part.N as well as after the manifest's `<name>`.
+ */
+export function parseManifest(input: Buffer | string, fileName?: string): ParsedManifest {
   const raw = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
   if (raw.length > MAX_MANIFEST_BYTES)
     throw new BundleError(`manifest is ${raw.length} bytes; no real manifest is over ${MAX_MANIFEST_BYTES}`);
@@ -200,7 +230,7 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
         }
       : {}),
     image: {
-      name: required(child(image, 'name'), 'image/name'),
+      name: checkImageName(required(child(image, 'name'), 'image/name')),
       user: optionalText(child(image, 'user')) ?? '',
       type: optionalText(child(image, 'type')) ?? 'machine',
       kernelName: optionalText(child(image, 'kernel_name')),
@@ -223,5 +253,6 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
     throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
   if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')
     throw new BundleError(`manifest key algorithm '${manifest.image.keyAlgorithm}' is not AES-128-CBC`);
+  checkPartNames(manifest.image.parts, manifest.image.name, fileName);
   return { manifest, raw, signedData: layout.signedData };
 }

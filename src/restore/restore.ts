@@ -156,22 +156,26 @@ class UntarSink extends Writable {
 
   constructor(
     destination: string | undefined,
-    expectedSize: number,
-    onMember: (m: TarMember) => void,
+    /** The manifest's image: the member must carry its name and size. */
+    expected: { readonly name: string; readonly size: number },
     /** Called with each chunk once nothing refers to it any more (the decompressor reuses it). */
     private readonly release: (chunk: Buffer) => void = () => undefined,
   ) {
     super({ highWaterMark: 4 });
     this.reader = new TarMemberReader({
       member: async (m) => {
-        if (m.size !== expectedSize)
+        // The file written is named by the signed manifest, never by the archive.
+        if (m.name !== expected.name)
           throw new BundleError(
-            `the image in the bundle is ${m.size} bytes but the manifest says ${expectedSize}`,
+            `the image in the bundle is named '${m.name}' but the manifest names '${expected.name}'`,
+          );
+        if (m.size !== expected.size)
+          throw new BundleError(
+            `the image in the bundle is ${m.size} bytes but the manifest says ${expected.size}`,
           );
         this.member = m;
-        onMember(m);
         if (destination !== undefined) {
-          this.writer = new ImageWriter(destination, m);
+          this.writer = new ImageWriter(destination, m, expected.name);
           await this.writer.open();
         }
       },
@@ -211,15 +215,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
     );
 
   const decompressor = createDecompressor(m.image.compression ?? 'gzip');
-  const sink = new UntarSink(
-    opts.destination,
-    m.image.size,
-    (member) => {
-      if (member.name !== m.image.name)
-        out.warn(`the image inside is named '${member.name}' while the manifest names '${m.image.name}'`);
-    },
-    chunkReleaser(decompressor),
-  );
+  const sink = new UntarSink(opts.destination, m.image, chunkReleaser(decompressor));
   let done = 0;
   try {
     await pipeline(
@@ -249,6 +245,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
     if (digest !== m.image.digest)
       throw new BundleError(`invalid digest, expected ${m.image.digest} received ${digest}`);
     const imagePath = sink.writer ? await sink.writer.commit() : undefined;
+    if (sink.writer?.replaced) out.info(`Replaced the existing ${imagePath} (${sink.writer.replaced})`);
     return {
       ...(imagePath ? { imagePath } : {}),
       memberName: sink.member!.name,

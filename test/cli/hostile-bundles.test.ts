@@ -222,3 +222,75 @@ describe('signature wrapping (issue 11): a signed pair hidden in the manifest, a
     expect(fs.existsSync(`${manifest}.bak`)).toBe(false);
   });
 });
+
+describe('names come from the signed manifest only', () => {
+  it('parts named after anything but the manifest name are refused', async () => {
+    for (const [label, name] of [
+      ['profile', '.profile'],
+      ['other', 'other.part.0'],
+      ['keys', 'authorized_keys'],
+      ['suffix', 'img.part.0x'],
+      ['index', 'img.part.1'],
+    ] as const)
+      await expectRefused(`pn-${label}`, good, /invalid manifest: part 0 is named '.*', not img\.part\.0/, {
+        partNames: () => name,
+      });
+  });
+
+  it('the tar member must carry the manifest name: an existing file of the member name is left alone', async () => {
+    const work = fs.mkdtempSync(path.join(tmp.dir, 'member-'));
+    const bundle = path.join(work, 'bundle');
+    const dest = path.join(work, 'dest');
+    fs.mkdirSync(bundle);
+    fs.mkdirSync(dest);
+    fs.writeFileSync(path.join(dest, '.bashrc'), 'mine\n', { mode: 0o600 });
+    const manifest = craftBundle(bundle, 'ubuntu', tarOfMembers([{ info: file('.bashrc') }]));
+    const r = await runCli('ec2-unbundle', [
+      '-m',
+      manifest,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '-s',
+      bundle,
+      '-d',
+      dest,
+    ]);
+    expect(r.code).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /^ERROR: the image in the bundle is named '\.bashrc' but the manifest names 'ubuntu'/,
+    );
+    expect(fs.readdirSync(dest)).toEqual(['.bashrc']);
+    expect(fs.readFileSync(path.join(dest, '.bashrc'), 'utf8')).toBe('mine\n');
+    expect(fs.statSync(path.join(dest, '.bashrc')).mode & 0o777).toBe(0o600);
+  });
+
+  it('an existing DEST/NAME that is a symbolic link is replaced, not written through, and it is said', async () => {
+    const work = fs.mkdtempSync(path.join(tmp.dir, 'link-'));
+    const bundle = path.join(work, 'bundle');
+    const dest = path.join(work, 'dest');
+    fs.mkdirSync(bundle);
+    fs.mkdirSync(dest);
+    const target = path.join(work, 'elsewhere');
+    fs.writeFileSync(target, 'do not touch\n');
+    fs.symlinkSync(target, path.join(dest, 'img'));
+    const manifest = craftBundle(bundle, 'img', good);
+    const r = await runCli('ec2-unbundle', [
+      '-m',
+      manifest,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '-s',
+      bundle,
+      '-d',
+      dest,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(target, 'utf8')).toBe('do not touch\n');
+    expect(fs.lstatSync(path.join(dest, 'img')).isFile()).toBe(true);
+    expect(fs.statSync(path.join(dest, 'img')).size).toBe(1024);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('Replaced the existing'))).toEqual([
+      `Replaced the existing ${path.join(dest, 'img')} (a symbolic link: the link, not its target)`,
+    ]);
+  });
+});

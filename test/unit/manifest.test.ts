@@ -56,7 +56,7 @@ describe('the signed nodes are the used nodes (signature wrapping refused)', () 
   const victim = fs.readFileSync(path.join(c.dir, c.expected!.manifest_file), 'utf8');
   // Another image: same shape, other name and digest (what an attacker would put at the root).
   const attacker = victim
-    .replace('<name>tiny.img</name>', '<name>evil.img</name>')
+    .replace(/tiny\.img/g, 'evil.img')
     .replace(
       /<digest algorithm='SHA1'>[0-9a-f]{40}<\/digest><size>/,
       `<digest algorithm='SHA1'>${'ab'.repeat(20)}</digest><size>`,
@@ -111,11 +111,11 @@ describe('the signed nodes are the used nodes (signature wrapping refused)', () 
     }
     // Markup-like text in an attribute value or CDATA does not open or close an element.
     const tricky = victim.replace(
-      '<name>tiny.img</name>',
-      '<name>tiny.img<![CDATA[</image><image>]]></name>',
+      '<user>123456789012</user>',
+      '<user>123456789012<![CDATA[</image><image>]]></user>',
     );
     const p = parseManifest(tricky);
-    expect(p.manifest.image.name).toBe('tiny.img</image><image>');
+    expect(p.manifest.image.user).toBe('123456789012</image><image>');
     expect(p.signedData.toString('utf8')).toContain('<![CDATA[</image><image>]]>');
   });
 
