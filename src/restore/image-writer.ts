@@ -2,9 +2,9 @@
 // leaving holes where the archive has none and, for plain members, where a whole 4 KiB block is
 // zero: the restored file reads the same bytes and uses no disk for empty space. The file gets
 // its final name only after every check passed.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ownedTempPath, trackTemp, untrackTemp } from '../io/owned-temp.js';
 import { zeroBlocks } from '../io/zero-scan.js';
 import type { TarMember } from '../format/tar-reader.js';
 
@@ -21,10 +21,7 @@ export class ImageWriter {
     private readonly member: TarMember,
   ) {
     this.finalPath = path.join(destination, member.name);
-    this.tempPath = path.join(
-      destination,
-      `.${member.name.slice(0, 100)}.amibundle-${crypto.randomBytes(6).toString('hex')}.partial`,
-    );
+    this.tempPath = ownedTempPath(destination, member.name, 'partial');
   }
 
   get path(): string {
@@ -37,6 +34,7 @@ export class ImageWriter {
 
   async open(): Promise<void> {
     this.handle = await fs.promises.open(this.tempPath, 'wx', 0o600);
+    trackTemp(this.tempPath);
   }
 
   async write(offset: number, chunk: Buffer): Promise<void> {
@@ -83,6 +81,7 @@ export class ImageWriter {
     await handle.close();
     this.handle = undefined;
     await fs.promises.rename(this.tempPath, this.finalPath);
+    untrackTemp(this.tempPath);
     return this.finalPath;
   }
 
@@ -90,6 +89,7 @@ export class ImageWriter {
     if (this.handle) await this.handle.close().catch(() => undefined);
     this.handle = undefined;
     await fs.promises.rm(this.tempPath, { force: true });
+    untrackTemp(this.tempPath);
   }
 }
 
