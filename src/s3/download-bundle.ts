@@ -90,7 +90,7 @@ export async function downloadBundle(opts: DownloadBundleOptions): Promise<Downl
           kept.push(part.filename);
         } else {
           const key = source.prefix + part.filename;
-          const data = await bucket.get(key, MAX_PART_BYTES, (body) => {
+          const data = await bucket.get(key, Math.min(MAX_PART_BYTES, total), (body) => {
             const got = sha1Hex(body);
             if (got !== part.digest)
               throw new DamagedDownload(
