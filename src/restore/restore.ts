@@ -17,6 +17,7 @@ import { BundleError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
 import { TarMemberReader, type TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from './image-writer.js';
+import { sweepStaleTemps } from '../io/owned-temp.js';
 import type { PartSource } from './part-source.js';
 import type { RestoreOptions, RestoreResult, SignatureOutcome } from './restore-options.js';
 
@@ -214,6 +215,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
       `the manifest's bundled_size ${m.image.bundledSize} is not a multiple of the AES block`,
     );
 
+  if (opts.destination !== undefined) sweepStaleTemps(opts.destination, m.image.name, out);
   const decompressor = createDecompressor(m.image.compression ?? 'gzip');
   const sink = new UntarSink(opts.destination, m.image, chunkReleaser(decompressor));
   let done = 0;
