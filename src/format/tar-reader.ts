@@ -92,6 +92,28 @@ const typeNames: Record<string, string> = {
   D: 'a GNU dump directory',
 };
 
+/**
+ * The most tar stream a bundle whose manifest declares an image of `imageSize` bytes can hold, so
+ * that the decompressed stream can be cut off as soon as it passes it (a part that inflates to
+ * far more is refused early, not after inflating everything):
+ *
+ *   MAX_METADATA_BYTES                      PAX / long-name records before the member
+ *   + 512                                   the member header
+ *   + 512 × ⌈(min(MAX_SPARSE_ENTRIES, S + 1) − 4) / 21⌉   sparse extension blocks: every entry but
+ *                                           a zero-length last one stores ≥ 1 byte, 4 sit in the header
+ *   + S                                     member data (never more than the apparent size)
+ *   + 511                                   padding of the data to a block
+ *   + 1024                                  the end-of-archive marker
+ *   + MAX_TRAILING_ZEROS                    at most one record of zeros after it
+ */
+export function maxTarStreamBytes(imageSize: number): number {
+  const entries = Math.min(MAX_SPARSE_ENTRIES, imageSize + 1);
+  const extensions = Math.ceil(Math.max(0, entries - SPARSE_IN_HEADER) / SPARSE_PER_EXTENSION);
+  return (
+    MAX_METADATA_BYTES + BLOCK + BLOCK * extensions + imageSize + (BLOCK - 1) + 2 * BLOCK + MAX_TRAILING_ZEROS
+  );
+}
+
 /** Decimal digits of a PAX record length: at most 5, as no record may exceed MAX_METADATA_BYTES. */
 const MAX_PAX_LENGTH_DIGITS = 5;
 
@@ -332,6 +354,9 @@ export class TarMemberReader {
       const length = readTarNumber(block, p + 12, 12);
       if (offset === undefined || length === undefined) throw new BundleError('corrupt tar sparse map');
       if (offset < this.sparseEnd) throw new BundleError('tar sparse map is out of order');
+      // GNU tar writes a zero-length entry only as the map's last, so entries ≤ stored bytes + 1.
+      if (this.sparseEntries.length > 0 && this.sparseEntries[this.sparseEntries.length - 1]!.length === 0)
+        throw new BundleError('corrupt tar sparse map (an entry after the zero-length last one)');
       this.sparseEnd = offset + length;
       this.sparseTotal += length;
       if (this.sparseTotal > this.stored)

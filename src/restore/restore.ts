@@ -15,7 +15,7 @@ import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
 import { verifyHex } from '../crypto/signature.js';
 import { BundleError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
-import { TarMemberReader, type TarMember } from '../format/tar-reader.js';
+import { maxTarStreamBytes, TarMemberReader, type TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from './image-writer.js';
 import type { PartSource } from './part-source.js';
 import type { RestoreOptions, RestoreResult } from './restore-options.js';
@@ -128,15 +128,19 @@ class UntarSink extends Writable {
   member: TarMember | undefined;
   writer: ImageWriter | undefined;
   private readonly reader: TarMemberReader;
+  /** Decompressed bytes received, refused past maxTarStreamBytes(expectedSize). */
+  private inflated = 0;
+  private readonly maxInflated: number;
 
   constructor(
     destination: string | undefined,
-    expectedSize: number,
+    private readonly expectedSize: number,
     onMember: (m: TarMember) => void,
     /** Called with each chunk once nothing refers to it any more (the decompressor reuses it). */
     private readonly release: (chunk: Buffer) => void = () => undefined,
   ) {
     super({ highWaterMark: 4 });
+    this.maxInflated = maxTarStreamBytes(expectedSize);
     this.reader = new TarMemberReader({
       member: async (m) => {
         if (m.size !== expectedSize)
@@ -157,6 +161,15 @@ class UntarSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.inflated += chunk.length;
+    if (this.inflated > this.maxInflated) {
+      done(
+        new BundleError(
+          `the decompressed bundle exceeds ${this.maxInflated} bytes, the most an image of ${this.expectedSize} bytes needs: the bundle was tampered with`,
+        ),
+      );
+      return;
+    }
     // Hashed on the threadpool while the reader parses and writes it; released when both are done.
     Promise.all([this.sha1.update(chunk), this.reader.write(chunk)]).then(() => {
       this.release(chunk);
