@@ -2,7 +2,7 @@
 // entities, oversize files) and inconsistent content, and keeps the raw signed substrings so
 // signatures are checked over the file's own bytes.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { BundleError } from '../errors.js';
+import { BundleError, describeError } from '../errors.js';
 import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
 import { signedRegion } from './signed-region.js';
 
@@ -148,7 +148,14 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
     throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  const root = manifestRoot(doc);
+  let root: unknown;
+  try {
+    root = manifestRoot(doc);
+  } catch (err) {
+    // The validator passes some documents the parser then refuses (a processing instruction with
+    // mismatched quotes): still malformed XML, and said so.
+    throw new BundleError(`manifest is not well-formed XML: ${describeError(err)}`);
+  }
   const image = child(root, 'image');
   if (image === undefined || typeof image !== 'object')
     throw new BundleError('invalid manifest: no <image> element');
@@ -212,6 +219,8 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
     },
     signature: optionalText(child(root, 'signature')),
   };
+  if (!/^[0-9a-f]{40}$/.test(manifest.image.digest))
+    throw new BundleError('invalid manifest: image/digest is not a SHA-1 (40 hex digits)');
   if (manifest.image.digestAlgorithm.toUpperCase() !== 'SHA1')
     throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
   if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')
