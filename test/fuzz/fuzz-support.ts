@@ -71,8 +71,8 @@ export async function outcome<T>(what: string, work: () => Promise<T> | T): Prom
     return { ok: true, value: await bounded(what, work) };
   } catch (error) {
     if (error instanceof BundleError) {
+      // Messages may quote untrusted text; escaping it for the terminal is the printer's job.
       expect(error.message.length).toBeGreaterThan(0);
-      expect(error.message).not.toMatch(/\n/);
       return { ok: false, error };
     }
     throw error;

@@ -141,10 +141,11 @@ describe('manifest reader', () => {
     async () => {
       await fc.assert(
         fc.asyncProperty(
-          fc.constantFrom(...manifests),
+          fc.nat({ max: manifests.length - 1 }),
           fc.nat(),
           hostileText,
-          async ({ raw }, which, text) => {
+          async (m, which, text) => {
+            const { raw } = manifests[m]!;
             await outcome('manifest', () => consistent(replaceText(raw, which, text)));
           },
         ),
