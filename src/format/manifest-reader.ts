@@ -3,7 +3,7 @@
 // directly under `<manifest>`, and inconsistent content. Every value used is parsed from the
 // very bytes the signature covers, so what is verified is what is used.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { BundleError } from '../errors.js';
+import { BundleError, describeError } from '../errors.js';
 import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
 import { signedLayout, type ElementRange } from './manifest-layout.js';
 import { isPartName, manifestBase } from './part-name.js';
@@ -182,8 +182,16 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
   const layout = signedLayout(raw);
   // Each root child is parsed from its own bytes: the image and machine configuration from
   // exactly the ranges the signature covers.
-  const node = (range: ElementRange | undefined): unknown =>
-    range === undefined ? undefined : manifestRoot(raw.toString('utf8', range.start, range.end));
+  const node = (range: ElementRange | undefined): unknown => {
+    if (range === undefined) return undefined;
+    try {
+      return manifestRoot(raw.toString('utf8', range.start, range.end));
+    } catch (err) {
+      // The validator passes some documents the parser then refuses (a processing instruction
+      // with mismatched quotes): still malformed XML, and said so.
+      throw new BundleError(`manifest is not well-formed XML: ${describeError(err)}`);
+    }
+  };
   const only = (name: string): ElementRange | undefined =>
     layout.layout.children.find((c) => c.name === name);
   const image = node(layout.image);
@@ -249,6 +257,8 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
     },
     signature: optionalText(node(only('signature'))),
   };
+  if (!/^[0-9a-f]{40}$/.test(manifest.image.digest))
+    throw new BundleError('invalid manifest: image/digest is not a SHA-1 (40 hex digits)');
   if (manifest.image.digestAlgorithm.toUpperCase() !== 'SHA1')
     throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
   if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')

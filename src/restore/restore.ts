@@ -15,7 +15,7 @@ import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
 import { verifyHex } from '../crypto/signature.js';
 import { BundleError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
-import { TarMemberReader, type TarMember } from '../format/tar-reader.js';
+import { maxTarStreamBytes, TarMemberReader, type TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from './image-writer.js';
 import { sweepStaleTemps } from '../io/owned-temp.js';
 import type { PartSource } from './part-source.js';
@@ -154,15 +154,19 @@ class UntarSink extends Writable {
   member: TarMember | undefined;
   writer: ImageWriter | undefined;
   private readonly reader: TarMemberReader;
+  /** Decompressed bytes received, refused past maxTarStreamBytes(expected.size). */
+  private inflated = 0;
+  private readonly maxInflated: number;
 
   constructor(
     destination: string | undefined,
     /** The manifest's image: the member must carry its name and size. */
-    expected: { readonly name: string; readonly size: number },
+    private readonly expected: { readonly name: string; readonly size: number },
     /** Called with each chunk once nothing refers to it any more (the decompressor reuses it). */
     private readonly release: (chunk: Buffer) => void = () => undefined,
   ) {
     super({ highWaterMark: 4 });
+    this.maxInflated = maxTarStreamBytes(expected.size);
     this.reader = new TarMemberReader({
       member: async (m) => {
         // The file written is named by the signed manifest, never by the archive.
@@ -187,6 +191,15 @@ class UntarSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.inflated += chunk.length;
+    if (this.inflated > this.maxInflated) {
+      done(
+        new BundleError(
+          `the decompressed bundle exceeds ${this.maxInflated} bytes, the most an image of ${this.expected.size} bytes needs: the bundle was tampered with`,
+        ),
+      );
+      return;
+    }
     // Hashed on the threadpool while the reader parses and writes it; released when both are done.
     Promise.all([this.sha1.update(chunk), this.reader.write(chunk)]).then(() => {
       this.release(chunk);
