@@ -277,7 +277,10 @@ describe('keys', () => {
     const bad = await doctor(['-k', userKey, '-c', ec2Cert, '--ec2cert', ec2Cert]);
     expect(bad.code).toBe(254);
     expect(bad.stdout).toMatch(
-      /^FAILED\s+keys: the certificate \(-c\) does not match the private key \(-k\)/m,
+      /^FAILED\s+keys: the certificate \(-c \S+\) does not match the private key \(-k \S+\)/m,
+    );
+    expect(bad.stdout).toContain(
+      `the certificate (-c ${ec2Cert}) does not match the private key (-k ${userKey})`,
     );
     expect(bad.stderr).toContain('1 of 4 checks FAILED');
   });
