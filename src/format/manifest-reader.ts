@@ -179,19 +179,22 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
     throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  const layout = signedLayout(raw);
-  // Each root child is parsed from its own bytes: the image and machine configuration from
-  // exactly the ranges the signature covers.
-  const node = (range: ElementRange | undefined): unknown => {
-    if (range === undefined) return undefined;
+  const wellFormed = (text: string): unknown => {
     try {
-      return manifestRoot(raw.toString('utf8', range.start, range.end));
+      return manifestRoot(text);
     } catch (err) {
       // The validator passes some documents the parser then refuses (a processing instruction
       // with mismatched quotes): still malformed XML, and said so.
       throw new BundleError(`manifest is not well-formed XML: ${describeError(err)}`);
     }
   };
+  // The whole document must parse, not only the slices used below.
+  wellFormed(doc);
+  const layout = signedLayout(raw);
+  // Each root child is parsed from its own bytes: the image and machine configuration from
+  // exactly the ranges the signature covers.
+  const node = (range: ElementRange | undefined): unknown =>
+    range === undefined ? undefined : wellFormed(raw.toString('utf8', range.start, range.end));
   const only = (name: string): ElementRange | undefined =>
     layout.layout.children.find((c) => c.name === name);
   const image = node(layout.image);
