@@ -14,8 +14,12 @@ import {
   diskFormatOption,
   ec2KeyOption,
   manifestOption,
+  noSignatureCheckOption,
   privateKeyOption,
   signatureCertOption,
+  signatureEvent,
+  signatureFlags,
+  signatureLine,
   sourceOption,
 } from './restore-flags.js';
 
@@ -49,6 +53,7 @@ export const unbundleCommand: Command = {
       diskFormatOption,
       ec2KeyOption,
       signatureCertOption(),
+      noSignatureCheckOption,
       ...s3ConnectionOptions,
     ],
     examples: [
@@ -57,7 +62,11 @@ export const unbundleCommand: Command = {
       'amibundle unbundle -m image.manifest.xml -k pk.pem --cert cert.pem -d /var/tmp',
       'amibundle unbundle -m image.manifest.xml -k pk.pem -d /var/tmp --format vmdk',
     ],
-    manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). Each part's SHA-1
+    manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). First the
+manifest signature is verified, by default with the public half of -k (the bundler signs with
+that key pair), or with --cert CERT when given; with --ec2-key (-k is then EC2's key, not the
+signer's) it is checked only with --cert. A bundle signed by another key is refused (exit 254);
+--no-signature-check skips the check, and the output always says which it was. Each part's SHA-1
 is checked before its bytes are used; the parts are decrypted, decompressed and untarred in one
 stream; the tar stream's SHA-1 must equal the manifest's digest and the image size its size. The
 image is written sparse (holes where the archive has them and where whole 4 KiB blocks are zero)
@@ -75,6 +84,7 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
     if (manifestPath && from) throw new UsageError('--manifest and --from may not both be provided');
     if (!manifestPath && !from)
       throw new UsageError('missing mandatory parameter: --manifest (or --from s3://…)');
+    const { certFile, skipSignature } = signatureFlags(opts);
     let parsed: ParsedManifest;
     let source: PartSource;
     let close = (): void => undefined;
@@ -94,7 +104,6 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
       source = new DirPartSource(opts.str('source') ?? '.');
     }
     const destination = path.resolve(opts.str('destination') ?? '.');
-    const certFile = opts.str('verifyCert');
     ctx.out.event({
       type: 'start',
       command: 'unbundle',
@@ -106,12 +115,14 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
       source,
       privateKeyPem: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
       useEc2Key: opts.flag('ec2Key'),
+      skipSignature,
       ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
       destination,
       format: (opts.str('format') ?? 'raw') as DiskFormat,
       signal: ctx.signal,
       out: ctx.out,
     }).finally(close);
+    ctx.out.info(signatureLine(result.signature, certFile));
     ctx.out.info(`Restored ${result.imagePath} (${result.size} bytes, digest ${result.digest})`);
     ctx.out.event({
       type: 'done',
@@ -120,6 +131,7 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
       size: result.size,
       digest: result.digest,
       signatureVerified: result.signatureVerified,
+      signature: signatureEvent(result.signature, certFile),
       seconds: result.seconds,
     });
     ctx.out.info('Unbundle complete.');

@@ -8,12 +8,17 @@ import { Qcow2Sink } from './qcow2.js';
 import { VhdDynamicSink, VhdFixedSink } from './vhd.js';
 import { VmdkSink } from './vmdk.js';
 
-/** The sink writing `member` as DESTINATION/NAME (raw) or DESTINATION/NAME.<format>. */
-export function createImageSink(format: DiskFormat, destination: string, member: TarMember): ImageSink {
-  const finalPath = path.join(destination, member.name + DISK_FORMAT_SUFFIX[format]);
+/** The sink writing `member` as DESTINATION/NAME (raw) or DESTINATION/NAME.<format>; NAME is the manifest's. */
+export function createImageSink(
+  format: DiskFormat,
+  destination: string,
+  member: TarMember,
+  name = member.name,
+): ImageSink {
+  const finalPath = path.join(destination, name + DISK_FORMAT_SUFFIX[format]);
   switch (format) {
     case 'raw':
-      return new ImageWriter(destination, member);
+      return new ImageWriter(destination, member, name);
     case 'qcow2':
       return new Qcow2Sink(finalPath, member);
     case 'vmdk':

@@ -6,6 +6,8 @@ export interface ImageSink {
   /** Where the image will be once committed. */
   readonly path: string;
   readonly bytesWritten: number;
+  /** What an existing file of the final name was, when commit() replaced one (for the line saying so). */
+  readonly replaced?: string | undefined;
   open(): Promise<void>;
   /** Data at `offset` of the image; offsets ascend and never overlap. `chunk` is reused once this resolves. */
   write(offset: number, chunk: Buffer): Promise<void>;

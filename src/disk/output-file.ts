@@ -1,9 +1,10 @@
 // The file a formatted image is written to: a private temporary name next to the final one, an
 // append cursor that gathers small pieces into large writes (the formats lay data out
 // sequentially), positioned writes for metadata filled in at the end, and an atomic rename.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { BundleError } from '../errors.js';
+import { ownedTempPath, trackTemp, untrackTemp } from '../io/owned-temp.js';
 
 /** Appends are gathered up to this much before one write. */
 const GATHER = 1024 * 1024;
@@ -16,16 +17,14 @@ export class OutputFile {
   /** File offset of the first gathered byte. */
   private flushedTo = 0;
   private written = 0;
+  /** What an existing file of the final name was, when commit() replaced one. */
+  replaced: string | undefined;
 
   constructor(
     readonly finalPath: string,
     startAt = 0,
   ) {
-    const base = path.basename(finalPath);
-    this.tempPath = path.join(
-      path.dirname(finalPath),
-      `.${base.slice(0, 100)}.amibundle-${crypto.randomBytes(6).toString('hex')}.partial`,
-    );
+    this.tempPath = ownedTempPath(path.dirname(finalPath), path.basename(finalPath), 'partial');
     this.flushedTo = startAt;
   }
 
@@ -40,6 +39,7 @@ export class OutputFile {
 
   async open(): Promise<void> {
     this.handle = await fs.promises.open(this.tempPath, 'wx', 0o600);
+    trackTemp(this.tempPath);
   }
 
   /** Appends `buf` (kept by reference until flushed: the caller must not reuse it). */
@@ -86,7 +86,17 @@ export class OutputFile {
     await handle.utimes(mtime, mtime);
     await handle.close();
     this.handle = undefined;
+    // As for the raw image: a symbolic link of the final name is replaced, never followed.
+    const existing = await fs.promises.lstat(this.finalPath).catch(() => undefined);
+    if (existing?.isDirectory())
+      throw new BundleError(
+        `${this.finalPath} is a directory; the image cannot replace it`,
+        'move it away or choose another destination (-d)',
+      );
     await fs.promises.rename(this.tempPath, this.finalPath);
+    untrackTemp(this.tempPath);
+    if (existing)
+      this.replaced = existing.isSymbolicLink() ? 'a symbolic link: the link, not its target' : 'a file';
     return this.finalPath;
   }
 
@@ -96,6 +106,7 @@ export class OutputFile {
     this.gathered = [];
     this.gatheredBytes = 0;
     await fs.promises.rm(this.tempPath, { force: true });
+    untrackTemp(this.tempPath);
   }
 }
 

@@ -54,6 +54,10 @@ export class Qcow2Sink implements ImageSink {
     return this.file.bytesWritten;
   }
 
+  get replaced(): string | undefined {
+    return this.file.replaced;
+  }
+
   open(): Promise<void> {
     return this.file.open();
   }

@@ -137,6 +137,10 @@ export class VhdFixedSink implements ImageSink {
     return this.raw.bytesWritten;
   }
 
+  get replaced(): string | undefined {
+    return this.raw.replaced;
+  }
+
   open(): Promise<void> {
     return this.raw.open();
   }
@@ -180,6 +184,10 @@ export class VhdDynamicSink implements ImageSink {
 
   get bytesWritten(): number {
     return this.file.bytesWritten;
+  }
+
+  get replaced(): string | undefined {
+    return this.file.replaced;
   }
 
   open(): Promise<void> {

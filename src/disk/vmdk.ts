@@ -103,6 +103,10 @@ export class VmdkSink implements ImageSink {
     return this.file.bytesWritten;
   }
 
+  get replaced(): string | undefined {
+    return this.file.replaced;
+  }
+
   async open(): Promise<void> {
     await this.file.open();
     const descriptor = Buffer.from(this.descriptor(), 'ascii');
