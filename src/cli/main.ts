@@ -24,8 +24,10 @@ function versionLine(name: string): string {
 }
 
 function topLevelHelp(): string {
+  // The summaries start two spaces after the longest command name.
+  const width = Math.max(...commands.map((c) => c.name.length)) + 2;
   const rows = commands.map(
-    (c) => `    ${c.name.padEnd(20)}${c.summary}${c.tool ? ` (drop-in: ${c.tool})` : ''}`,
+    (c) => `    ${c.name.padEnd(width)}${c.summary}${c.tool ? ` (drop-in: ${c.tool})` : ''}`,
   );
   return [
     'Usage: amibundle <command> [OPTIONS]',

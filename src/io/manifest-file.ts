@@ -1,5 +1,6 @@
 // Reading a manifest from a file (or bytes fetched elsewhere) into a ParsedManifest, with the
 // file or object named in every error and the exit code a missing file deserves.
+import path from 'node:path';
 import { BundleError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type ParsedManifest } from '../format/manifest-reader.js';
 import { readRegularSync } from './safe-open.js';
@@ -7,7 +8,7 @@ import { readRegularSync } from './safe-open.js';
 /** parseManifest, with where the manifest came from in the message. */
 export function parseNamed(raw: Buffer, where: string): ParsedManifest {
   try {
-    return parseManifest(raw);
+    return parseManifest(raw, path.basename(where));
   } catch (err) {
     if (err instanceof BundleError) throw new BundleError(`${where}: ${err.message}`, err.hint);
     throw err;
