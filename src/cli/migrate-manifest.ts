@@ -122,6 +122,12 @@ export const migrateManifestCommand: Command = {
         help: 'Automatic kernel/ramdisk mapping is not supported (the API it used is gone): pass --kernel/--ramdisk, or --no-mapping to drop the ids not given.',
       },
       {
+        name: 'signUnverified',
+        long: 'sign-unverified',
+        kind: 'flag',
+        help: 'Re-sign even when the existing signature does not verify with -c (only for a legacy manifest whose origin you know): migrating signs it with your key.',
+      },
+      {
         name: 'region',
         long: 'region',
         kind: 'string',
@@ -138,7 +144,11 @@ PATH.bak. Steps:
 
   * read the manifest (versions 3, 2007-08-29 and 2007-10-10) and check its signature with -c,
     over the file's own bytes and, failing that, over ec2-ami-tools' re-serialised form;
-    failure: "Bad manifest 'PATH': Manifest fails authentication." (exit 254);
+    failure: "Bad manifest 'PATH': Manifest fails authentication." (exit 254). Migration signs
+    the result with your key, so only a manifest that verified is re-signed; --sign-unverified
+    re-signs one that does not (a legacy manifest signed by a key you no longer have, whose
+    origin you know), with a warning. The manifest must still have the one layout the reader
+    accepts: a single <machine_configuration> and <image> directly under <manifest>;
   * refuse (exit 2) if PATH.bak exists, before anything is changed;
   * choose the kernel and ramdisk: --kernel/--ramdisk win; ids not given are dropped with
     --no-mapping (after a confirmation, which --batch accepts). Automatic mapping is NOT
@@ -185,8 +195,15 @@ The parts are not touched: the same parts work with the migrated manifest.`,
 
     const raw = readManifestBytes(file);
     const source = readSource(file, raw);
-    const how = authenticate(source, keys.userCert);
-    if (!how) throw new BundleError(`Bad manifest '${file}': Manifest fails authentication.`);
+    const verified = authenticate(source, keys.userCert);
+    const signUnverified = opts.flag('signUnverified');
+    if (!verified && !signUnverified)
+      throw new BundleError(`Bad manifest '${file}': Manifest fails authentication.`);
+    if (!verified)
+      ctx.out.warn(
+        `the signature of ${file} does not verify with -c; re-signing it with -k anyway (--sign-unverified)`,
+      );
+    const how = verified ?? 'unverified';
     if (how === 'rexml')
       ctx.out.debug('signature verified over the REXML re-serialisation, not the raw bytes');
 

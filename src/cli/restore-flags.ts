@@ -1,6 +1,9 @@
 // Flags shared by the commands that read a bundle (unbundle, verify): the manifest, where the
-// parts are, which key copy to unwrap, and the certificate that checks the signature.
-import type { OptionSpec } from './options.js';
+// parts are, which key copy to unwrap, and what checks the signature (by default the public half
+// of -k; --cert; or nothing with --no-signature-check), with the line that says which it was.
+import { UsageError } from '../errors.js';
+import type { SignatureOutcome } from '../restore/restore-options.js';
+import type { OptionSpec, ParsedOptions } from './options.js';
 
 export function manifestOption(help: string, required: boolean): OptionSpec {
   return {
@@ -57,6 +60,55 @@ export function signatureCertOption(short?: 'c'): OptionSpec {
     kind: 'string',
     metavar: 'PATH',
     path: 'file',
-    help: 'Require the manifest signature to verify with this certificate.',
+    help: 'Verify the manifest signature with this certificate instead of the public half of -k (needed with --ec2-key).',
   };
+}
+
+export const noSignatureCheckOption: OptionSpec = {
+  name: 'noSignatureCheck',
+  long: 'no-signature-check',
+  kind: 'flag',
+  help: 'Do not check the manifest signature (for the rare bundle signed by a key you do not have); the output says it was not checked.',
+};
+
+/**
+ * The signature flags, checked: `--no-signature-check` with `--cert` is a contradiction.
+ * Returns the certificate file (if any) and whether the check is skipped.
+ */
+export function signatureFlags(opts: ParsedOptions): { certFile?: string; skipSignature: boolean } {
+  const certFile = opts.str('verifyCert');
+  const skipSignature = opts.flag('noSignatureCheck');
+  if (skipSignature && certFile !== undefined)
+    throw new UsageError('--cert and --no-signature-check may not both be provided');
+  return { ...(certFile !== undefined ? { certFile } : {}), skipSignature };
+}
+
+/** The line every run prints: what the signature was verified with, or why it was not checked. */
+export function signatureLine(outcome: SignatureOutcome, certFile: string | undefined): string {
+  if (outcome.verified)
+    return outcome.with === 'cert'
+      ? `signature: verified with --cert ${certFile ?? ''}`.trimEnd()
+      : 'signature: verified with the key of -k';
+  switch (outcome.reason) {
+    case 'ec2-key':
+      return "signature: not checked: --ec2-key mode (-k is EC2's key, not the signer's; give --cert to check)";
+    case 'disabled':
+      return 'signature: not checked: --no-signature-check';
+    case 'no-key':
+      return 'signature: not checked: give -k KEY or -c CERT';
+  }
+}
+
+/** The same for the JSON `done` event. */
+export function signatureEvent(
+  outcome: SignatureOutcome,
+  certFile: string | undefined,
+): Record<string, unknown> {
+  return outcome.verified
+    ? {
+        verified: true,
+        with: outcome.with === 'cert' ? 'cert' : 'privatekey',
+        ...(outcome.with === 'cert' ? { cert: certFile } : {}),
+      }
+    : { verified: false, reason: outcome.reason };
 }

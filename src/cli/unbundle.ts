@@ -12,8 +12,12 @@ import { readManifestFile } from '../io/manifest-file.js';
 import {
   ec2KeyOption,
   manifestOption,
+  noSignatureCheckOption,
   privateKeyOption,
   signatureCertOption,
+  signatureEvent,
+  signatureFlags,
+  signatureLine,
   sourceOption,
 } from './restore-flags.js';
 
@@ -46,6 +50,7 @@ export const unbundleCommand: Command = {
       },
       ec2KeyOption,
       signatureCertOption(),
+      noSignatureCheckOption,
       ...s3ConnectionOptions,
     ],
     examples: [
@@ -53,7 +58,11 @@ export const unbundleCommand: Command = {
       'amibundle unbundle --from s3://my-bucket/images/my-ami.manifest.xml -k pk.pem -d /var/tmp --region eu-west-1',
       'amibundle unbundle -m image.manifest.xml -k pk.pem --cert cert.pem -d /var/tmp',
     ],
-    manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). Each part's SHA-1
+    manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). First the
+manifest signature is verified, by default with the public half of -k (the bundler signs with
+that key pair), or with --cert CERT when given; with --ec2-key (-k is then EC2's key, not the
+signer's) it is checked only with --cert. A bundle signed by another key is refused (exit 254);
+--no-signature-check skips the check, and the output always says which it was. Each part's SHA-1
 is checked before its bytes are used; the parts are decrypted, decompressed and untarred in one
 stream; the tar stream's SHA-1 must equal the manifest's digest and the image size its size. The
 image is written sparse (holes where the archive has them and where whole 4 KiB blocks are zero)
@@ -67,6 +76,7 @@ anything but one regular file (links, devices, paths, a second file) is refused.
     if (manifestPath && from) throw new UsageError('--manifest and --from may not both be provided');
     if (!manifestPath && !from)
       throw new UsageError('missing mandatory parameter: --manifest (or --from s3://…)');
+    const { certFile, skipSignature } = signatureFlags(opts);
     let parsed: ParsedManifest;
     let source: PartSource;
     let close = (): void => undefined;
@@ -86,7 +96,6 @@ anything but one regular file (links, devices, paths, a second file) is refused.
       source = new DirPartSource(opts.str('source') ?? '.');
     }
     const destination = path.resolve(opts.str('destination') ?? '.');
-    const certFile = opts.str('verifyCert');
     ctx.out.event({
       type: 'start',
       command: 'unbundle',
@@ -98,11 +107,13 @@ anything but one regular file (links, devices, paths, a second file) is refused.
       source,
       privateKeyPem: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
       useEc2Key: opts.flag('ec2Key'),
+      skipSignature,
       ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
       destination,
       signal: ctx.signal,
       out: ctx.out,
     }).finally(close);
+    ctx.out.info(signatureLine(result.signature, certFile));
     ctx.out.info(`Restored ${result.imagePath} (${result.size} bytes, digest ${result.digest})`);
     ctx.out.event({
       type: 'done',
@@ -111,6 +122,7 @@ anything but one regular file (links, devices, paths, a second file) is refused.
       size: result.size,
       digest: result.digest,
       signatureVerified: result.signatureVerified,
+      signature: signatureEvent(result.signature, certFile),
       seconds: result.seconds,
     });
     ctx.out.info('Unbundle complete.');

@@ -7,8 +7,12 @@ import { readManifestFile } from '../io/manifest-file.js';
 import {
   ec2KeyOption,
   manifestOption,
+  noSignatureCheckOption,
   privateKeyOption,
   signatureCertOption,
+  signatureEvent,
+  signatureFlags,
+  signatureLine,
   sourceOption,
 } from './restore-flags.js';
 import path from 'node:path';
@@ -25,6 +29,7 @@ export const verifyCommand: Command = {
         false,
       ),
       signatureCertOption('c'),
+      noSignatureCheckOption,
       sourceOption("the manifest's directory"),
       ec2KeyOption,
     ],
@@ -32,8 +37,10 @@ export const verifyCommand: Command = {
       'amibundle verify -m /mnt/bundle/image.manifest.xml -k pk.pem -c cert.pem',
       'amibundle verify -m image.manifest.xml --json',
     ],
-    manual: `Checks a bundle without writing the image: the manifest is well-formed and consistent; with -c the
-signature verifies; every part exists and matches its SHA-1 and the parts add up to bundled_size;
+    manual: `Checks a bundle without writing the image: the manifest is well-formed and consistent; its
+signature verifies with the public half of -k (the bundler signs with that key pair), or with
+-c CERT when given (needed with --ec2-key, whose key is EC2's, not the signer's), and the output
+says which, or that it was not checked (--no-signature-check, or neither -k nor -c); every part exists and matches its SHA-1 and the parts add up to bundled_size;
 with -k the key and IV unwrap, the stream decrypts (padding), decompresses, holds exactly one
 regular file of the manifest's size, and its tar stream's SHA-1 equals the manifest digest.
 The first failing check is named and the exit code is 254.`,
@@ -47,7 +54,7 @@ The first failing check is named and the exit code is 254.`,
       `manifest: ok (${m.image.name}, ${m.image.parts.length} parts, ${m.image.bundledSize} bytes)`,
     );
     const source = new DirPartSource(opts.str('source') ?? path.dirname(manifestPath));
-    const certFile = opts.str('verifyCert');
+    const { certFile, skipSignature } = signatureFlags(opts);
     const certPem = certFile ? fs.readFileSync(certFile, 'utf8') : undefined;
     const keyFile = opts.str('privatekey');
     const common = {
@@ -55,14 +62,22 @@ The first failing check is named and the exit code is 254.`,
       source,
       signal: ctx.signal,
       out: ctx.out,
+      skipSignature,
       ...(certPem ? { certPem } : {}),
     };
     if (!keyFile) {
-      const r = await verifyParts(common);
-      ctx.out.info(`signature: ${r.signatureVerified ? 'ok' : 'not checked (give -c CERT)'}`);
+      const { signature, ...r } = await verifyParts(common);
+      ctx.out.info(signatureLine(signature, certFile));
       ctx.out.info(`parts: ${r.partsChecked} of ${r.partsChecked} match their SHA-1; bundled_size ok`);
       ctx.out.info('contents: not checked (give -k KEY to decrypt and check the image digest)');
-      ctx.out.event({ type: 'done', command: 'verify', ok: true, ...r, contentsChecked: false });
+      ctx.out.event({
+        type: 'done',
+        command: 'verify',
+        ok: true,
+        ...r,
+        signature: signatureEvent(signature, certFile),
+        contentsChecked: false,
+      });
       return;
     }
     const r = await restoreBundle({
@@ -70,7 +85,7 @@ The first failing check is named and the exit code is 254.`,
       privateKeyPem: fs.readFileSync(keyFile, 'utf8'),
       useEc2Key: opts.flag('ec2Key'),
     });
-    ctx.out.info(`signature: ${r.signatureVerified ? 'ok' : 'not checked (give -c CERT)'}`);
+    ctx.out.info(signatureLine(r.signature, certFile));
     ctx.out.info(`parts: ${r.partsChecked} of ${r.partsChecked} match their SHA-1; bundled_size ok`);
     ctx.out.info(`contents: ok (one file '${r.memberName}', ${r.size} bytes, digest ${r.digest})`);
     ctx.out.event({
@@ -79,6 +94,7 @@ The first failing check is named and the exit code is 254.`,
       ok: true,
       partsChecked: r.partsChecked,
       signatureVerified: r.signatureVerified,
+      signature: signatureEvent(r.signature, certFile),
       contentsChecked: true,
       digest: r.digest,
       size: r.size,

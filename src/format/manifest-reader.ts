@@ -1,16 +1,18 @@
 // Reads a manifest of any version the reference reads (FORMAT.md §6), refusing hostile XML (DTDs,
-// entities, oversize files) and inconsistent content, and keeps the raw signed substrings so
-// signatures are checked over the file's own bytes.
+// entities, oversize files), any layout but one signed `<image>` (and `<machine_configuration>`)
+// directly under `<manifest>`, and inconsistent content. Every value used is parsed from the
+// very bytes the signature covers, so what is verified is what is used.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { BundleError, describeError } from '../errors.js';
 import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
-import { signedRegion } from './signed-region.js';
+import { signedLayout, type ElementRange } from './manifest-layout.js';
+import { isPartName, manifestBase } from './part-name.js';
 
 export interface ParsedManifest {
   readonly manifest: Manifest;
   /** The manifest file's bytes, as read. */
   readonly raw: Buffer;
-  /** Bytes the signature covers: machine_configuration + image substrings (image only for v3). */
+  /** Bytes the signature covers: the root's machine_configuration and image nodes (image only for v3). */
   readonly signedData: Buffer;
 }
 
@@ -105,6 +107,31 @@ export function checkPartFileName(name: string): string {
   return name;
 }
 
+/**
+ * Parts must be named NAME.part.N for the manifest's own `<name>` (what every bundler writes) or
+ * for the NAME of the manifest file NAME.manifest.xml: nothing else is ever read, fetched or
+ * deleted for this bundle.
+ */
+function checkPartNames(parts: readonly ManifestPart[], name: string, fileName: string | undefined): void {
+  const fileBase = fileName === undefined ? undefined : manifestBase(fileName);
+  for (const p of parts) {
+    const ok =
+      isPartName(p.filename, name, p.index, parts.length) ||
+      (fileBase !== undefined && isPartName(p.filename, fileBase, p.index, parts.length));
+    if (!ok)
+      throw new BundleError(
+        `invalid manifest: part ${p.index} is named '${p.filename}', not ${name}.part.${p.index} as the manifest's name requires`,
+      );
+  }
+}
+
+/** The image is restored as DEST/NAME: NAME must be a plain file name. */
+function checkImageName(name: string): string {
+  if (name === '.' || name === '..' || /[/\\\0]/.test(name))
+    throw new BundleError(`invalid manifest: image name '${name}' is not a plain file name`);
+  return name;
+}
+
 function parseParts(partsNode: unknown): ManifestPart[] {
   const parts = list(child(partsNode, 'part')).map((p, i): ManifestPart => {
     const indexText = attr(p, 'index');
@@ -134,7 +161,11 @@ function parseParts(partsNode: unknown): ManifestPart[] {
   return parts;
 }
 
-export function parseManifest(input: Buffer | string): ParsedManifest {
+/**
+ * @param fileName the manifest's file or object name, when known: NAME.manifest.xml lets parts
+ *   be named NAME.part.N as well as after the manifest's `<name>`.
+ */
+export function parseManifest(input: Buffer | string, fileName?: string): ParsedManifest {
   const raw = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
   if (raw.length > MAX_MANIFEST_BYTES)
     throw new BundleError(`manifest is ${raw.length} bytes; no real manifest is over ${MAX_MANIFEST_BYTES}`);
@@ -148,20 +179,27 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
     throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  let root: unknown;
-  try {
-    root = manifestRoot(doc);
-  } catch (err) {
-    // The validator passes some documents the parser then refuses (a processing instruction with
-    // mismatched quotes): still malformed XML, and said so.
-    throw new BundleError(`manifest is not well-formed XML: ${describeError(err)}`);
-  }
-  const image = child(root, 'image');
-  if (image === undefined || typeof image !== 'object')
-    throw new BundleError('invalid manifest: no <image> element');
-  const version = optionalText(child(root, 'version')) ?? '';
-  const mcNode = child(root, 'machine_configuration');
-  const bundlerNode = child(root, 'bundler');
+  const layout = signedLayout(raw);
+  // Each root child is parsed from its own bytes: the image and machine configuration from
+  // exactly the ranges the signature covers.
+  const node = (range: ElementRange | undefined): unknown => {
+    if (range === undefined) return undefined;
+    try {
+      return manifestRoot(raw.toString('utf8', range.start, range.end));
+    } catch (err) {
+      // The validator passes some documents the parser then refuses (a processing instruction
+      // with mismatched quotes): still malformed XML, and said so.
+      throw new BundleError(`manifest is not well-formed XML: ${describeError(err)}`);
+    }
+  };
+  const only = (name: string): ElementRange | undefined =>
+    layout.layout.children.find((c) => c.name === name);
+  const image = node(layout.image);
+  if (image === undefined || image === null || typeof image !== 'object')
+    throw new BundleError('invalid manifest: <image> is empty');
+  const version = optionalText(node(only('version'))) ?? '';
+  const mcNode = node(layout.machineConfiguration);
+  const bundlerNode = node(only('bundler'));
   const digestNode = child(image, 'digest');
   const keyNode = child(image, 'user_encrypted_key');
   const compression = optionalText(child(image, 'compression'));
@@ -200,7 +238,7 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
         }
       : {}),
     image: {
-      name: required(child(image, 'name'), 'image/name'),
+      name: checkImageName(required(child(image, 'name'), 'image/name')),
       user: optionalText(child(image, 'user')) ?? '',
       type: optionalText(child(image, 'type')) ?? 'machine',
       kernelName: optionalText(child(image, 'kernel_name')),
@@ -217,7 +255,7 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
       ...(compression ? { compression } : {}),
       parts: parseParts(child(image, 'parts')),
     },
-    signature: optionalText(child(root, 'signature')),
+    signature: optionalText(node(only('signature'))),
   };
   if (!/^[0-9a-f]{40}$/.test(manifest.image.digest))
     throw new BundleError('invalid manifest: image/digest is not a SHA-1 (40 hex digits)');
@@ -225,6 +263,6 @@ export function parseManifest(input: Buffer | string): ParsedManifest {
     throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
   if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')
     throw new BundleError(`manifest key algorithm '${manifest.image.keyAlgorithm}' is not AES-128-CBC`);
-  const isV3 = version.trim() === '3' || (mcNode === undefined && parseInt(version, 10) === 3);
-  return { manifest, raw, signedData: signedRegion(raw, !isV3) };
+  checkPartNames(manifest.image.parts, manifest.image.name, fileName);
+  return { manifest, raw, signedData: layout.signedData };
 }

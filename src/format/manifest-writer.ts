@@ -3,7 +3,7 @@
 // `& < > " '` escaped, elements with no value left out (FORMAT.md §5.1-5.3).
 import { BundleError } from '../errors.js';
 import type { Manifest } from './manifest.js';
-import { signedRegion } from './signed-region.js';
+import { signedLayout } from './manifest-layout.js';
 
 /** XML 1.0 Char production minus CR (REXML would turn CR into LF, changing the signed bytes). */
 const NOT_XML_CHAR = /[^\t\n\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
@@ -90,7 +90,7 @@ export function serializeUnsigned(m: Manifest): string {
 
 /** Bytes covered by the signature of a manifest we write. */
 export function signedBytes(unsigned: string): Buffer {
-  return signedRegion(Buffer.from(unsigned, 'utf8'), true);
+  return signedLayout(Buffer.from(unsigned, 'utf8')).signedData;
 }
 
 /** The complete manifest file: the unsigned document with `<signature>` appended last. */

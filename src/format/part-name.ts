@@ -24,3 +24,24 @@ export function partCount(bundledSize: number): number {
 export function manifestName(name: string): string {
   return `${name}.manifest.xml`;
 }
+
+/**
+ * Whether `filename` is what a bundler names part `index` of `count` for `base`: BASE.part.N with
+ * N the index in decimal, unpadded, 2 digits, or padded to the count's width (ec2-ami-tools).
+ * Anything else is not a part of this bundle: download and delete must never touch it.
+ */
+export function isPartName(filename: string, base: string, index: number, count: number): boolean {
+  const prefix = `${base}.part.`;
+  if (!filename.startsWith(prefix)) return false;
+  const n = filename.slice(prefix.length);
+  if (!/^\d+$/.test(n) || Number(n) !== index) return false;
+  return n.length === String(index).length || n.length === 2 || n.length === partSuffixWidth(count);
+}
+
+/** NAME of a manifest file named NAME.manifest.xml, else undefined. */
+export function manifestBase(fileName: string): string | undefined {
+  const suffix = '.manifest.xml';
+  return fileName.endsWith(suffix) && fileName.length > suffix.length
+    ? fileName.slice(0, -suffix.length)
+    : undefined;
+}

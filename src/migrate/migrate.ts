@@ -10,7 +10,7 @@ import { AmiError, BundleError, UsageError } from '../errors.js';
 import type { Manifest, MachineConfiguration } from '../format/manifest.js';
 import { parseManifest, type ParsedManifest } from '../format/manifest-reader.js';
 import { serializeSigned, serializeUnsigned, signedBytes } from '../format/manifest-writer.js';
-import { signedRegion } from '../format/signed-region.js';
+import { signedLayout } from '../format/manifest-layout.js';
 import { checkMigratable, type ManifestVersionClass } from './manifest-version.js';
 import { rexmlForm } from './rexml-form.js';
 
@@ -35,10 +35,16 @@ export function authenticate(
 ): 'raw' | 'rexml' | undefined {
   const signature = source.parsed.manifest.signature;
   if (!signature) return undefined;
-  const withMachine = source.versionClass !== '3';
-  if (verifyHex(cert.publicKey, signedRegion(source.parsed.raw, withMachine), signature)) return 'raw';
+  if (verifyHex(cert.publicKey, source.parsed.signedData, signature)) return 'raw';
+  // The same nodes in the re-serialised form (it only rewrites tags, so the layout is the same).
   const rexml = Buffer.from(rexmlForm(source.parsed.raw.toString('utf8')), 'utf8');
-  if (verifyHex(cert.publicKey, signedRegion(rexml, withMachine), signature)) return 'rexml';
+  let rexmlSigned: Buffer;
+  try {
+    rexmlSigned = signedLayout(rexml).signedData;
+  } catch {
+    return undefined;
+  }
+  if (verifyHex(cert.publicKey, rexmlSigned, signature)) return 'rexml';
   return undefined;
 }
 

@@ -2,9 +2,10 @@
 // leaving holes where the archive has none and, for plain members, where a whole 4 KiB block is
 // zero: the restored file reads the same bytes and uses no disk for empty space. The file gets
 // its final name only after every check passed.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { BundleError } from '../errors.js';
+import { ownedTempPath, trackTemp, untrackTemp } from '../io/owned-temp.js';
 import { zeroBlocks } from '../io/zero-scan.js';
 import type { TarMember } from '../format/tar-reader.js';
 
@@ -16,15 +17,17 @@ export class ImageWriter {
   private readonly finalPath: string;
   private writtenBytes = 0;
 
+  /** What an existing DEST/NAME was, when commit() replaced one (for the line saying so). */
+  replaced: string | undefined;
+
   constructor(
     destination: string,
     private readonly member: TarMember,
+    /** The manifest's image name (restore has checked the member's name equals it). */
+    name = member.name,
   ) {
-    this.finalPath = path.join(destination, member.name);
-    this.tempPath = path.join(
-      destination,
-      `.${member.name.slice(0, 100)}.amibundle-${crypto.randomBytes(6).toString('hex')}.partial`,
-    );
+    this.finalPath = path.join(destination, name);
+    this.tempPath = ownedTempPath(destination, name, 'partial');
   }
 
   get path(): string {
@@ -37,6 +40,7 @@ export class ImageWriter {
 
   async open(): Promise<void> {
     this.handle = await fs.promises.open(this.tempPath, 'wx', 0o600);
+    trackTemp(this.tempPath);
   }
 
   async write(offset: number, chunk: Buffer): Promise<void> {
@@ -74,7 +78,11 @@ export class ImageWriter {
     this.writtenBytes += run.length;
   }
 
-  /** Sets the apparent size (trailing holes), mode and mtime, then renames into place. */
+  /**
+   * Sets the apparent size (trailing holes), mode and mtime, then renames into place. Renaming
+   * replaces a directory entry: an existing DEST/NAME that is a symbolic link is replaced by the
+   * image, its target is never written. What was replaced is left in `replaced`.
+   */
   async commit(): Promise<string> {
     const handle = this.handle!;
     await handle.truncate(this.member.size);
@@ -82,7 +90,16 @@ export class ImageWriter {
     await handle.utimes(this.member.mtime, this.member.mtime);
     await handle.close();
     this.handle = undefined;
+    const existing = await fs.promises.lstat(this.finalPath).catch(() => undefined);
+    if (existing?.isDirectory())
+      throw new BundleError(
+        `${this.finalPath} is a directory; the image cannot replace it`,
+        'move it away or choose another destination (-d)',
+      );
     await fs.promises.rename(this.tempPath, this.finalPath);
+    untrackTemp(this.tempPath);
+    if (existing)
+      this.replaced = existing.isSymbolicLink() ? 'a symbolic link: the link, not its target' : 'a file';
     return this.finalPath;
   }
 
@@ -90,6 +107,7 @@ export class ImageWriter {
     if (this.handle) await this.handle.close().catch(() => undefined);
     this.handle = undefined;
     await fs.promises.rm(this.tempPath, { force: true });
+    untrackTemp(this.tempPath);
   }
 }
 

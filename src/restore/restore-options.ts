@@ -11,13 +11,25 @@ export interface RestoreOptions {
   readonly privateKeyPem: string;
   /** Unwrap `<ec2_encrypted_key>`/`<ec2_encrypted_iv>` instead of the user copies. */
   readonly useEc2Key?: boolean;
-  /** PEM text of a certificate: when given, the manifest signature must verify against it. */
+  /**
+   * PEM text of a certificate: when given, the manifest signature must verify against it. When
+   * absent it must verify with the public half of `privateKeyPem` (the bundler signs with the key
+   * pair whose certificate wraps user_encrypted_key), except with `useEc2Key`: that key is EC2's,
+   * not the signer's, so nothing can be checked without a certificate.
+   */
   readonly certPem?: string;
+  /** `--no-signature-check`: the signature is not checked at all (and the result says so). */
+  readonly skipSignature?: boolean;
   /** Directory the image is written into (as `<name>`); absent = verify only. */
   readonly destination?: string;
   readonly signal?: AbortSignal;
   readonly out?: Reporter;
 }
+
+/** What the signature check did: verified with which key, or why it was not checked. */
+export type SignatureOutcome =
+  | { readonly verified: true; readonly with: 'private-key' | 'cert' }
+  | { readonly verified: false; readonly reason: 'ec2-key' | 'disabled' | 'no-key' };
 
 export interface RestoreResult {
   /** Path of the restored image (absent when only verifying). */
@@ -27,5 +39,6 @@ export interface RestoreResult {
   readonly digest: string;
   readonly partsChecked: number;
   readonly signatureVerified: boolean;
+  readonly signature: SignatureOutcome;
   readonly seconds: number;
 }

@@ -1,6 +1,6 @@
 // restoreBundle(): parts (each SHA-1 checked before use) -> AES-128-CBC⁻¹ -> decompress -> untar
 // into a sparse file, hashing the tar stream on the way; the image gets its final name only when
-// the digest, sizes and (optionally) the signature all check out. Without a destination it is
+// the digest, sizes and the signature (checked first, by default) all check out. Without a destination it is
 // `verify`: every check, nothing written.
 import crypto from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
@@ -17,23 +17,49 @@ import { BundleError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
 import { maxTarStreamBytes, TarMemberReader, type TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from './image-writer.js';
+import { sweepStaleTemps } from '../io/owned-temp.js';
 import type { PartSource } from './part-source.js';
-import type { RestoreOptions, RestoreResult } from './restore-options.js';
+import type { RestoreOptions, RestoreResult, SignatureOutcome } from './restore-options.js';
 
 /** Parts read ahead of the decryptor: enough to keep it busy, few enough to bound memory. */
 const READ_AHEAD = 2;
 
-/** Checks the signature when a certificate is given; returns whether it was checked. */
-function checkSignature(opts: Pick<RestoreOptions, 'certPem' | 'manifest'>): boolean {
-  if (!opts.certPem) return false;
-  const cert = loadCertificate(opts.certPem, 'certificate (--cert)');
+/**
+ * Checks the manifest signature before anything in the manifest is used: with the certificate
+ * when one is given, else with the public half of the private key; refuses a missing or wrong
+ * signature. Says what was checked, or why nothing was.
+ */
+export function checkSignature(
+  opts: Pick<RestoreOptions, 'certPem' | 'manifest' | 'skipSignature' | 'useEc2Key'> & {
+    privateKeyPem?: string;
+  },
+): SignatureOutcome {
+  if (opts.skipSignature) return { verified: false, reason: 'disabled' };
+  let publicKey: crypto.KeyObject;
+  let what: string;
+  let outcome: SignatureOutcome;
+  if (opts.certPem) {
+    publicKey = loadCertificate(opts.certPem, 'certificate (--cert)').publicKey;
+    what = 'the given certificate (--cert)';
+    outcome = { verified: true, with: 'cert' };
+  } else if (opts.useEc2Key) return { verified: false, reason: 'ec2-key' };
+  else if (opts.privateKeyPem) {
+    publicKey = crypto.createPublicKey(loadPrivateKey(opts.privateKeyPem, 'private key (-k)'));
+    what = 'the key of -k';
+    outcome = { verified: true, with: 'private-key' };
+  } else return { verified: false, reason: 'no-key' };
   const signature = opts.manifest.manifest.signature;
-  if (!signature) throw new BundleError('the manifest has no signature');
-  if (!verifyHex(cert.publicKey, opts.manifest.signedData, signature))
+  if (!signature)
     throw new BundleError(
-      'the manifest signature does not verify with the given certificate: the manifest was altered or signed by another key',
+      'the manifest has no signature',
+      'pass --no-signature-check only if you trust this bundle by other means',
     );
-  return true;
+  if (!verifyHex(publicKey, opts.manifest.signedData, signature))
+    throw new BundleError(
+      `the manifest signature does not verify with ${what}: the manifest was altered or signed by another key`,
+      opts.certPem ? undefined : "pass --cert with the signer's certificate if another key signed it",
+    );
+  return outcome;
 }
 
 function unwrapKeys(opts: RestoreOptions): { key: Buffer; iv: Buffer } {
@@ -128,29 +154,33 @@ class UntarSink extends Writable {
   member: TarMember | undefined;
   writer: ImageWriter | undefined;
   private readonly reader: TarMemberReader;
-  /** Decompressed bytes received, refused past maxTarStreamBytes(expectedSize). */
+  /** Decompressed bytes received, refused past maxTarStreamBytes(expected.size). */
   private inflated = 0;
   private readonly maxInflated: number;
 
   constructor(
     destination: string | undefined,
-    private readonly expectedSize: number,
-    onMember: (m: TarMember) => void,
+    /** The manifest's image: the member must carry its name and size. */
+    private readonly expected: { readonly name: string; readonly size: number },
     /** Called with each chunk once nothing refers to it any more (the decompressor reuses it). */
     private readonly release: (chunk: Buffer) => void = () => undefined,
   ) {
     super({ highWaterMark: 4 });
-    this.maxInflated = maxTarStreamBytes(expectedSize);
+    this.maxInflated = maxTarStreamBytes(expected.size);
     this.reader = new TarMemberReader({
       member: async (m) => {
-        if (m.size !== expectedSize)
+        // The file written is named by the signed manifest, never by the archive.
+        if (m.name !== expected.name)
           throw new BundleError(
-            `the image in the bundle is ${m.size} bytes but the manifest says ${expectedSize}`,
+            `the image in the bundle is named '${m.name}' but the manifest names '${expected.name}'`,
+          );
+        if (m.size !== expected.size)
+          throw new BundleError(
+            `the image in the bundle is ${m.size} bytes but the manifest says ${expected.size}`,
           );
         this.member = m;
-        onMember(m);
         if (destination !== undefined) {
-          this.writer = new ImageWriter(destination, m);
+          this.writer = new ImageWriter(destination, m, expected.name);
           await this.writer.open();
         }
       },
@@ -165,7 +195,7 @@ class UntarSink extends Writable {
     if (this.inflated > this.maxInflated) {
       done(
         new BundleError(
-          `the decompressed bundle exceeds ${this.maxInflated} bytes, the most an image of ${this.expectedSize} bytes needs: the bundle was tampered with`,
+          `the decompressed bundle exceeds ${this.maxInflated} bytes, the most an image of ${this.expected.size} bytes needs: the bundle was tampered with`,
         ),
       );
       return;
@@ -191,23 +221,16 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
   const started = process.hrtime.bigint();
   const out = opts.out ?? silentReporter;
   const m = opts.manifest.manifest;
-  const signatureVerified = checkSignature(opts);
+  const signature = checkSignature(opts);
   const { key, iv } = unwrapKeys(opts);
   if (m.image.bundledSize % 16 !== 0)
     throw new BundleError(
       `the manifest's bundled_size ${m.image.bundledSize} is not a multiple of the AES block`,
     );
 
+  if (opts.destination !== undefined) sweepStaleTemps(opts.destination, m.image.name, out);
   const decompressor = createDecompressor(m.image.compression ?? 'gzip');
-  const sink = new UntarSink(
-    opts.destination,
-    m.image.size,
-    (member) => {
-      if (member.name !== m.image.name)
-        out.warn(`the image inside is named '${member.name}' while the manifest names '${m.image.name}'`);
-    },
-    chunkReleaser(decompressor),
-  );
+  const sink = new UntarSink(opts.destination, m.image, chunkReleaser(decompressor));
   let done = 0;
   try {
     await pipeline(
@@ -237,13 +260,15 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
     if (digest !== m.image.digest)
       throw new BundleError(`invalid digest, expected ${m.image.digest} received ${digest}`);
     const imagePath = sink.writer ? await sink.writer.commit() : undefined;
+    if (sink.writer?.replaced) out.info(`Replaced the existing ${imagePath} (${sink.writer.replaced})`);
     return {
       ...(imagePath ? { imagePath } : {}),
       memberName: sink.member!.name,
       size: sink.member!.size,
       digest,
       partsChecked: m.image.parts.length,
-      signatureVerified,
+      signatureVerified: signature.verified,
+      signature,
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
     };
   } catch (err) {
@@ -260,11 +285,11 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
 
 /** Checks what can be checked without the private key: signature (with a cert) and every part. */
 export async function verifyParts(
-  opts: Pick<RestoreOptions, 'manifest' | 'source' | 'certPem' | 'signal' | 'out'>,
-): Promise<{ partsChecked: number; signatureVerified: boolean }> {
+  opts: Pick<RestoreOptions, 'manifest' | 'source' | 'certPem' | 'skipSignature' | 'signal' | 'out'>,
+): Promise<{ partsChecked: number; signatureVerified: boolean; signature: SignatureOutcome }> {
   const out = opts.out ?? silentReporter;
   const m = opts.manifest.manifest;
-  const signatureVerified = checkSignature(opts);
+  const signature = checkSignature(opts);
   let done = 0;
   for await (const part of verifiedParts(opts.source, m.image.parts, m.image.bundledSize, (index, size) => {
     done += size;
@@ -275,5 +300,5 @@ export async function verifyParts(
     void part;
   }
   out.endProgress();
-  return { partsChecked: m.image.parts.length, signatureVerified };
+  return { partsChecked: m.image.parts.length, signatureVerified: signature.verified, signature };
 }

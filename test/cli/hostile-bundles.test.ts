@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/format/manifest.js';
 import type { MemberInfo } from '../../src/format/tar-header.js';
 import { runCli } from '../support/cli.js';
-import { craftBundle, tarOfMembers, type CraftOptions } from '../support/craft-bundle.js';
+import { craftBundle, tarOfMembers, wrappingAttack, type CraftOptions } from '../support/craft-bundle.js';
 import { keysDir, tempDir } from '../support/fixtures.js';
 
 let tmp: { dir: string; remove: () => void };
@@ -153,4 +153,144 @@ describe('unbundle refuses bundles that disagree with their manifest', () => {
     expectRefused('notxml', good, /not well-formed XML|not XML/, {
       editManifest: (xml) => xml.slice(0, 200),
     }));
+});
+
+describe('signature wrapping (issue 11): a signed pair hidden in the manifest, another image used', () => {
+  /** An attacker's working bundle whose manifest carries the victim's signed nodes in a wrapper. */
+  function wrappedBundle(label: string): { bundle: string; manifest: string; dest: string } {
+    const work = fs.mkdtempSync(path.join(tmp.dir, `${label}-`));
+    const victimDir = path.join(work, 'victim');
+    const bundle = path.join(work, 'bundle');
+    const dest = path.join(work, 'dest');
+    for (const d of [victimDir, bundle, dest]) fs.mkdirSync(d);
+    const victim = fs.readFileSync(craftBundle(victimDir, 'img', good), 'utf8');
+    const evilTar = tarOfMembers([{ info: file('img'), data: Buffer.alloc(1024, 0x45) }]);
+    const manifest = craftBundle(bundle, 'img', evilTar);
+    fs.writeFileSync(manifest, wrappingAttack(victim, fs.readFileSync(manifest, 'utf8')));
+    return { bundle, manifest, dest };
+  }
+  const cert = path.join(keysDir, 'user-cert.pem');
+
+  it('verify -c refuses it (exit 254, one line)', async () => {
+    const { manifest } = wrappedBundle('wrap-verify');
+    const r = await runCli('amibundle', ['verify', '-m', manifest, '-c', cert]);
+    expect(r.code, r.stdout).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^ERROR: .*unknown element <wrapper> under <manifest>/);
+    expect(r.stdout).not.toMatch(/signature: (ok|verified)/);
+  });
+
+  it('unbundle --cert refuses it and writes nothing', async () => {
+    const { bundle, manifest, dest } = wrappedBundle('wrap-unbundle');
+    const r = await runCli('ec2-unbundle', [
+      '-m',
+      manifest,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '--cert',
+      cert,
+      '-s',
+      bundle,
+      '-d',
+      dest,
+    ]);
+    expect(r.code, r.stdout).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/unknown element <wrapper>/);
+    expect(fs.readdirSync(dest)).toEqual([]);
+  });
+
+  it('migrate-manifest refuses it and changes nothing', async () => {
+    const { manifest } = wrappedBundle('wrap-migrate');
+    const before = fs.readFileSync(manifest);
+    const r = await runCli('ec2-migrate-manifest', [
+      '-m',
+      manifest,
+      '-c',
+      cert,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '--ec2cert',
+      path.join(keysDir, 'ec2-cert.pem'),
+      '--batch',
+      '--no-mapping',
+    ]);
+    expect(r.code, r.stdout).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^ERROR: Bad manifest '.*': invalid manifest: unknown element <wrapper>/);
+    expect(fs.readFileSync(manifest).equals(before)).toBe(true);
+    expect(fs.existsSync(`${manifest}.bak`)).toBe(false);
+  });
+});
+
+describe('names come from the signed manifest only', () => {
+  it('parts named after anything but the manifest name are refused', async () => {
+    for (const [label, name] of [
+      ['profile', '.profile'],
+      ['other', 'other.part.0'],
+      ['keys', 'authorized_keys'],
+      ['suffix', 'img.part.0x'],
+      ['index', 'img.part.1'],
+    ] as const)
+      await expectRefused(`pn-${label}`, good, /invalid manifest: part 0 is named '.*', not img\.part\.0/, {
+        partNames: () => name,
+      });
+  });
+
+  it('the tar member must carry the manifest name: an existing file of the member name is left alone', async () => {
+    const work = fs.mkdtempSync(path.join(tmp.dir, 'member-'));
+    const bundle = path.join(work, 'bundle');
+    const dest = path.join(work, 'dest');
+    fs.mkdirSync(bundle);
+    fs.mkdirSync(dest);
+    fs.writeFileSync(path.join(dest, '.bashrc'), 'mine\n', { mode: 0o600 });
+    const manifest = craftBundle(bundle, 'ubuntu', tarOfMembers([{ info: file('.bashrc') }]));
+    const r = await runCli('ec2-unbundle', [
+      '-m',
+      manifest,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '-s',
+      bundle,
+      '-d',
+      dest,
+    ]);
+    expect(r.code).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /^ERROR: the image in the bundle is named '\.bashrc' but the manifest names 'ubuntu'/,
+    );
+    expect(fs.readdirSync(dest)).toEqual(['.bashrc']);
+    expect(fs.readFileSync(path.join(dest, '.bashrc'), 'utf8')).toBe('mine\n');
+    expect(fs.statSync(path.join(dest, '.bashrc')).mode & 0o777).toBe(0o600);
+  });
+
+  it('an existing DEST/NAME that is a symbolic link is replaced, not written through, and it is said', async () => {
+    const work = fs.mkdtempSync(path.join(tmp.dir, 'link-'));
+    const bundle = path.join(work, 'bundle');
+    const dest = path.join(work, 'dest');
+    fs.mkdirSync(bundle);
+    fs.mkdirSync(dest);
+    const target = path.join(work, 'elsewhere');
+    fs.writeFileSync(target, 'do not touch\n');
+    fs.symlinkSync(target, path.join(dest, 'img'));
+    const manifest = craftBundle(bundle, 'img', good);
+    const r = await runCli('ec2-unbundle', [
+      '-m',
+      manifest,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '-s',
+      bundle,
+      '-d',
+      dest,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(target, 'utf8')).toBe('do not touch\n');
+    expect(fs.lstatSync(path.join(dest, 'img')).isFile()).toBe(true);
+    expect(fs.statSync(path.join(dest, 'img')).size).toBe(1024);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('Replaced the existing'))).toEqual([
+      `Replaced the existing ${path.join(dest, 'img')} (a symbolic link: the link, not its target)`,
+    ]);
+  });
 });

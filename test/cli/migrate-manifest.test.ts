@@ -189,6 +189,46 @@ describe('refusals and choices', () => {
     expect(fs.existsSync(`${manifest}.bak`)).toBe(false);
   });
 
+  it('--sign-unverified re-signs a manifest that does not verify, with a warning; a wrapped one is still refused', async () => {
+    const manifest = copyBundle(tiny());
+    const tampered = fs
+      .readFileSync(manifest, 'utf8')
+      .replace('<user>123456789012</user>', '<user>123456789013</user>');
+    fs.writeFileSync(manifest, tampered);
+    expect(opensslVerifies(manifest)).toBe(false);
+    const r = await runCli('ec2-migrate-manifest', [
+      '-m',
+      manifest,
+      ...creds,
+      '--no-mapping',
+      '--batch',
+      '--sign-unverified',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/does not verify with -c; re-signing it with -k anyway \(--sign-unverified\)/);
+    expect(fs.readFileSync(`${manifest}.bak`, 'utf8')).toBe(tampered);
+    expect(opensslVerifies(manifest)).toBe(true);
+
+    const wrapped = copyBundle(tiny());
+    const xml = fs.readFileSync(wrapped, 'utf8');
+    const pair = xml.slice(xml.indexOf('<machine_configuration>'), xml.indexOf('<signature>'));
+    fs.writeFileSync(
+      wrapped,
+      xml.replace('<machine_configuration>', `<wrapper>${pair}</wrapper><machine_configuration>`),
+    );
+    const w = await runCli('ec2-migrate-manifest', [
+      '-m',
+      wrapped,
+      ...creds,
+      '--no-mapping',
+      '--batch',
+      '--sign-unverified',
+    ]);
+    expect(w.code).toBe(254);
+    expect(w.stderr).toMatch(/unknown element <wrapper>/);
+    expect(fs.existsSync(`${wrapped}.bak`)).toBe(false);
+  });
+
   it('--kernel and --ramdisk land in the manifest', async () => {
     const manifest = copyBundle(options());
     const r = await runCli('ec2-migrate-manifest', [

@@ -128,7 +128,7 @@ describe('ec2-ami-tools bundles restore with amibundle', () => {
     const manifest = path.join(c.dir, c.expected!.manifest_file);
     const r = await runCli('amibundle', ['verify', '-m', manifest, '-k', userKey, '-c', userCert]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('signature: ok');
+    expect(r.stdout).toContain(`signature: verified with --cert ${userCert}`);
     expect(r.stdout).toContain(`digest ${c.expected!.tar.sha1}`);
   });
 });

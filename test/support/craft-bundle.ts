@@ -9,6 +9,7 @@ import { loadCertificate, loadPrivateKey } from '../../src/crypto/keys.js';
 import { signHex } from '../../src/crypto/signature.js';
 import type { Manifest } from '../../src/format/manifest.js';
 import { serializeSigned, serializeUnsigned, signedBytes } from '../../src/format/manifest-writer.js';
+import { signedLayout } from '../../src/format/manifest-layout.js';
 import { partName } from '../../src/format/part-name.js';
 import {
   BLOCK,
@@ -48,8 +49,12 @@ export interface CraftOptions {
   partSize?: number;
   /** Override part file names as written in the manifest (files are written under them when plain). */
   partNames?: (index: number, count: number) => string;
-  /** Edit the signed manifest text before writing (breaks the signature unless re-signed). */
+  /** Edit the manifest text before writing; it is then signed again unless `resign` is false. */
   editManifest?: (xml: string) => string;
+  /** false: keep the signature made before `editManifest` (which then no longer matches). */
+  resign?: boolean;
+  /** PEM private key that signs the manifest (default: the fixtures' user key, which -k is). */
+  signingKey?: string;
   /** Change the manifest model before it is signed. */
   editModel?: (m: Manifest) => Manifest;
   /** Digest to claim (default: the real SHA-1 of the tar stream). */
@@ -95,13 +100,53 @@ export function craftBundle(dir: string, name: string, tar: Buffer, opts: CraftO
     },
   };
   if (opts.editModel) model = opts.editModel(model);
+  const signer = loadPrivateKey(opts.signingKey ?? key('user-key.pem'));
   const unsigned = serializeUnsigned(model);
-  let xml = serializeSigned(
-    unsigned,
-    signHex(loadPrivateKey(key('user-key.pem')), signedBytes(unsigned)),
-  ).toString();
-  if (opts.editManifest) xml = opts.editManifest(xml);
+  let xml = serializeSigned(unsigned, signHex(signer, signedBytes(unsigned))).toString();
+  if (opts.editManifest) {
+    xml = opts.editManifest(xml);
+    if (opts.resign !== false) xml = resign(xml, signer);
+  }
   const manifestPath = path.join(dir, `${name}.manifest.xml`);
   fs.writeFileSync(manifestPath, xml);
   return manifestPath;
+}
+
+/** The manifest signed again over its own nodes; left as it is when it has no usable layout. */
+function resign(xml: string, signer: crypto.KeyObject): string {
+  const unsigned = xml.replace(/<signature>[^<]*<\/signature>/, '');
+  let signed: Buffer;
+  try {
+    signed = signedLayout(Buffer.from(unsigned)).signedData;
+  } catch {
+    return xml;
+  }
+  return serializeSigned(unsigned, signHex(signer, signed)).toString();
+}
+
+function between(doc: string, open: string, close: string): string {
+  const start = doc.indexOf(open);
+  return doc.slice(start, doc.indexOf(close, start) + close.length);
+}
+
+/**
+ * The signature-wrapping attack of issue 11: the victim's legitimately signed
+ * machine_configuration and image hidden inside `wrapper` (an unknown element by default), the
+ * attacker's own image at the root, and the victim's signature.
+ */
+export function wrappingAttack(victimXml: string, attackerXml: string, wrapper = 'wrapper'): string {
+  const signedPair =
+    between(victimXml, '<machine_configuration>', '</machine_configuration>') +
+    between(victimXml, '<image>', '</image>');
+  const signature = between(victimXml, '<signature>', '</signature>');
+  const hidden =
+    wrapper === 'bundler'
+      ? between(attackerXml, '<bundler>', '</bundler>').replace('</bundler>', `${signedPair}</bundler>`)
+      : `${between(attackerXml, '<bundler>', '</bundler>')}<${wrapper}>${signedPair}</${wrapper}>`;
+  return (
+    `<?xml version='1.0'?><manifest><version>2007-10-10</version>${hidden}` +
+    between(attackerXml, '<machine_configuration>', '</machine_configuration>') +
+    between(attackerXml, '<image>', '</image>') +
+    `${signature}</manifest>`
+  );
 }

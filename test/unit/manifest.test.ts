@@ -7,6 +7,7 @@ import { loadCertificate, loadPrivateKey } from '../../src/crypto/keys.js';
 import { verifyHex } from '../../src/crypto/signature.js';
 import { parseManifest } from '../../src/format/manifest-reader.js';
 import { serializeSigned, serializeUnsigned, signedBytes } from '../../src/format/manifest-writer.js';
+import { wrappingAttack } from '../support/craft-bundle.js';
 import { bundledCases, key } from '../support/fixtures.js';
 
 describe('manifest reader and writer against ec2-ami-tools 1.5.3 manifests', () => {
@@ -48,4 +49,78 @@ describe('manifest reader and writer against ec2-ami-tools 1.5.3 manifests', () 
       expect(crypto.createHash('sha256').update(written).digest('hex')).toBe(c.expected!.manifest.sha256);
     });
   }
+});
+
+describe('the signed nodes are the used nodes (signature wrapping refused)', () => {
+  const c = bundledCases().find((x) => x.case === 'a-tiny')!;
+  const victim = fs.readFileSync(path.join(c.dir, c.expected!.manifest_file), 'utf8');
+  // Another image: same shape, other name and digest (what an attacker would put at the root).
+  const attacker = victim
+    .replace(/tiny\.img/g, 'evil.img')
+    .replace(
+      /<digest algorithm='SHA1'>[0-9a-f]{40}<\/digest><size>/,
+      `<digest algorithm='SHA1'>${'ab'.repeat(20)}</digest><size>`,
+    );
+  const cert = loadCertificate(key('user-cert.pem'));
+
+  it('the attacker image differs and its own signature does not verify', () => {
+    expect(attacker).not.toBe(victim);
+    const p = parseManifest(attacker);
+    expect(verifyHex(cert.publicKey, p.signedData, p.manifest.signature!)).toBe(false);
+  });
+
+  for (const wrapper of ['wrapper', 'bundler', 'version', 'signature']) {
+    it(`a signed pair hidden in <${wrapper}> with another <image> at the root is refused`, () => {
+      expect(() => parseManifest(wrappingAttack(victim, attacker, wrapper))).toThrow(
+        /unknown element <wrapper>|nested where it does not belong/,
+      );
+    });
+  }
+
+  it('two <image> or two <machine_configuration> at the root are refused', () => {
+    const image = victim.slice(victim.indexOf('<image>'), victim.indexOf('</image>') + 8);
+    expect(() => parseManifest(victim.replace('<signature>', `${image}<signature>`))).toThrow(
+      /2 <image> elements/,
+    );
+    const mc = victim.slice(victim.indexOf('<machine_configuration>'), victim.indexOf('<image>'));
+    expect(() => parseManifest(victim.replace('<image>', `${mc}<image>`))).toThrow(
+      /2 <machine_configuration> elements/,
+    );
+  });
+
+  it('a root other than <manifest>, or a 2007 manifest without <machine_configuration>, is refused', () => {
+    expect(() => parseManifest(victim.replace(/<(\/?)manifest>/g, '<$1other>'))).toThrow(
+      /root element is <other>/,
+    );
+    const mc = victim.slice(victim.indexOf('<machine_configuration>'), victim.indexOf('<image>'));
+    expect(() => parseManifest(victim.replace(mc, ''))).toThrow(/no <machine_configuration>/);
+  });
+
+  it('a signed pair in a comment or CDATA is not taken for the nodes: the root image is what is signed', () => {
+    const pair = victim.slice(victim.indexOf('<machine_configuration>'), victim.indexOf('<signature>'));
+    const attackerPair = attacker.slice(
+      attacker.indexOf('<machine_configuration>'),
+      attacker.indexOf('<signature>'),
+    );
+    for (const hide of [`<!--${pair}-->`, `<?x ${pair}?>`]) {
+      const doc = attacker.replace('<machine_configuration>', `${hide}<machine_configuration>`);
+      const p = parseManifest(doc);
+      expect(p.manifest.image.name).toBe('evil.img');
+      expect(p.signedData.toString('utf8')).toBe(attackerPair);
+      expect(verifyHex(cert.publicKey, p.signedData, p.manifest.signature!)).toBe(false);
+    }
+    // Markup-like text in an attribute value or CDATA does not open or close an element.
+    const tricky = victim.replace(
+      '<user>123456789012</user>',
+      '<user>123456789012<![CDATA[</image><image>]]></user>',
+    );
+    const p = parseManifest(tricky);
+    expect(p.manifest.image.user).toBe('123456789012</image><image>');
+    expect(p.signedData.toString('utf8')).toContain('<![CDATA[</image><image>]]>');
+  });
+
+  it('the fixture itself still verifies over its own nodes', () => {
+    const p = parseManifest(victim);
+    expect(verifyHex(cert.publicKey, p.signedData, p.manifest.signature!)).toBe(true);
+  });
 });

@@ -133,8 +133,11 @@ describe('authentication', () => {
       '<image>',
       '<machine_configuration><architecture>i386</architecture></machine_configuration><image>',
     );
-    // Version 3 signs <image> only, so an added machine_configuration does not matter...
-    expect(authenticate(readSourceManifest(Buffer.from(v3WithMachine)), userCert)).toBe('raw');
+    // Version 3 signs <image> only, so an added machine_configuration would be used unsigned:
+    // refused before any check...
+    expect(() => readSourceManifest(Buffer.from(v3WithMachine))).toThrow(
+      /version 3 has no <machine_configuration>/,
+    );
     // ...but for 2007-08-29 it is covered.
     const changedArch = olderVersion('20070829').replace('x86_64', 'i386');
     expect(authenticate(readSourceManifest(Buffer.from(changedArch)), userCert)).toBeUndefined();
