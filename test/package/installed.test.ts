@@ -1,4 +1,4 @@
-// The package as users get it: `npm pack` (which builds dist/ and the linux-x64 prebuilt addon),
+// The package as users get it: `npm pack` (with the linux-x64 prebuilt addon `prepack` makes),
 // `npm install -g` of the tarball into a temporary prefix with install scripts off (a common
 // hardened setting: nothing is compiled, zstd-napi's binding is absent), then the installed
 // executables: doctor finds the native engines, gzip bundles round-trip byte for byte without
@@ -64,8 +64,13 @@ const execFileAsync = promisify(execFile);
 
 beforeAll(async () => {
   tmp = tempDir('installed');
+  // What `prepack` does (the vitest setup has built dist/ already; rebuilding it here could cut a
+  // file short under a test running beside this one): the prebuilt addon, then the tarball.
+  await execFileAsync(process.execPath, [path.join(projectRoot, 'scripts', 'prebuild.mjs')], {
+    cwd: projectRoot,
+  });
   const packed = (
-    await execFileAsync('npm', ['pack', '--json', '--pack-destination', tmp.dir], {
+    await execFileAsync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.dir], {
       cwd: projectRoot,
       maxBuffer: 64 * MiB,
     })
