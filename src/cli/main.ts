@@ -210,6 +210,15 @@ export async function dropInMain(tool: string, argv: readonly string[]): Promise
 }
 
 /**
+ * The program by the name it was started under: a drop-in name (`ec2-bundle-vol`, a link made by
+ * `amibundle install-links`) acts as that tool, any other name as `amibundle <command>`.
+ */
+export function mainByName(invokedName: string, argv: readonly string[]): Promise<number> {
+  const entry = findCommand(invokedName);
+  return entry?.tool === invokedName ? dropInMain(invokedName, argv) : amibundleMain(argv);
+}
+
+/**
  * Exits with the code once stdout and stderr have drained: exiting at once could cut piped
  * output short, and waiting for the event loop to empty could hang on idle sockets.
  */

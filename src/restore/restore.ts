@@ -10,6 +10,7 @@ import { AES_SLICE } from '../codec/aes-cbc.js';
 import { chunkReleaser, createDecompressor } from '../codec/compression.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { createAsyncSha1, sha1Hex } from '../io/async-sha1.js';
+import { warnIfNoAddon } from '../io/native.js';
 import { aesMaterial, createUnwrapper } from '../crypto/key-wrap.js';
 import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
 import { verifyHex } from '../crypto/signature.js';
@@ -229,6 +230,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
     );
 
   if (opts.destination !== undefined) sweepStaleTemps(opts.destination, m.image.name, out);
+  warnIfNoAddon(out, m.image.size);
   const decompressor = createDecompressor(m.image.compression ?? 'gzip');
   const sink = new UntarSink(opts.destination, m.image, chunkReleaser(decompressor));
   let done = 0;
