@@ -2,6 +2,7 @@
 // run the command, and turn any failure into one line on stderr and the documented exit code.
 import readline from 'node:readline';
 import { AmiError, ExitCode, InterruptedError, UsageError, describeError } from '../errors.js';
+import { printable } from '../printable.js';
 import { compatibleAmiToolsVersion, manifestVersion, toolVersion } from '../version.js';
 import type { RunContext } from './command.js';
 import { formatHelp, parseArgs, type ParsedOptions } from './options.js';
@@ -146,7 +147,7 @@ export async function runCommand(
     if (code === ExitCode.interrupted) line = `${invokedAs} interrupted; partial output removed.`;
     else line = `ERROR: ${line}`;
     if (out.mode === 'json') out.event({ type: 'error', exitCode: code, message: line });
-    process.stderr.write(`${line}\n`);
+    process.stderr.write(`${printable(line)}\n`);
     if (opts?.flag('debug') || argv.includes('--debug')) {
       let cause: unknown = err;
       while (cause instanceof Error) {
