@@ -329,3 +329,30 @@ describe('control characters never reach the terminal', () => {
     expect(r.stderr).toContain('no\\x1b[2Jsuch\\x07.manifest.xml');
   });
 });
+
+describe('an existing DEST/NAME directory', () => {
+  it('is refused before any work, and left alone', async () => {
+    const work = fs.mkdtempSync(path.join(tmp.dir, 'dir-'));
+    const bundle = path.join(work, 'bundle');
+    const dest = path.join(work, 'dest');
+    fs.mkdirSync(bundle);
+    fs.mkdirSync(path.join(dest, 'img'), { recursive: true });
+    fs.writeFileSync(path.join(dest, 'img', 'keep'), 'x');
+    const manifest = craftBundle(bundle, 'img', good);
+    const r = await runCli('ec2-unbundle', [
+      '-m',
+      manifest,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '-s',
+      bundle,
+      '-d',
+      dest,
+    ]);
+    expect(r.code).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/img is a directory; the image cannot replace it/);
+    expect(fs.readdirSync(dest)).toEqual(['img']);
+    expect(fs.readdirSync(path.join(dest, 'img'))).toEqual(['keep']);
+  });
+});
