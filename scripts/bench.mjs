@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run bench: amibundle against the reference pipelines on real ext4 images, in one run, with the
 // targets of issue 3 marked PASS/MISS (information, not a test). Images are built once with
-// ../shared/bench/make-image.sh into /var/tmp/amibundle-bench/ and reused; everything else is
+// scripts/make-bench-image.sh into /var/tmp/amibundle-bench/ and reused; everything else is
 // written to a run directory there and removed at the end. The report goes to stdout, progress to
 // stderr. Every process is measured from outside with GNU time (wall here, CPU and peak RSS of the
 // largest process in the tree from wait4()), ours and the references alike.
@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'bin/amibundle.js');
-const makeImage = path.resolve(root, '../shared/bench/make-image.sh');
+const makeImage = path.join(root, 'scripts/make-bench-image.sh');
 const imagesDir = '/var/tmp/amibundle-bench';
 const GNU_TIME = '/usr/bin/time';
 const MIB = 1024 * 1024;
@@ -517,7 +517,7 @@ async function main() {
     execFileSync('truncate', ['-s', '8G', out]);
   });
   // About 100 MiB of data in a 10 GiB file: a 160 MiB ext4, 60% full, with 9.84 GiB of holes after it
-  // (make-image.sh on a 10 GiB filesystem would add ~64 MiB of journal and metadata).
+  // (make-bench-image.sh on a 10 GiB filesystem would add ~64 MiB of journal and metadata).
   const img10 = ensureImage('bench-10g-100m.img', (out) => {
     makeExt4(out, 160, 60);
     execFileSync('truncate', ['-s', '10G', out]);

@@ -82,10 +82,16 @@ export async function bundleImage(opts: BundleImageOptions): Promise<BundleResul
   const name = checkBundleName(opts.name ?? path.basename(opts.imagePath));
 
   // Keys first: a mismatched certificate must fail before an hour of compression.
-  const privateKey = loadPrivateKey(opts.privateKeyPem, 'private key (-k)');
-  const userCert = loadCertificate(opts.userCertPem, 'certificate (-c)');
-  checkKeyMatchesCertificate(privateKey, userCert);
-  const ec2Cert = loadCertificate(opts.ec2CertPem, 'EC2 certificate (--ec2cert)');
+  const from = (flag: string, file: string | undefined): string => (file ? `${flag} ${file}` : flag);
+  const keyWhat = `private key (${from('-k', opts.pemFiles?.privateKey)})`;
+  const certWhat = `certificate (${from('-c', opts.pemFiles?.userCert)})`;
+  const privateKey = loadPrivateKey(opts.privateKeyPem, keyWhat);
+  const userCert = loadCertificate(opts.userCertPem, certWhat);
+  checkKeyMatchesCertificate(privateKey, userCert, keyWhat, certWhat);
+  const ec2Cert = loadCertificate(
+    opts.ec2CertPem,
+    `EC2 certificate (${from('--ec2cert', opts.pemFiles?.ec2Cert)})`,
+  );
 
   const image = await fs.promises.open(opts.imagePath, 'r');
   let sink = opts.sink;

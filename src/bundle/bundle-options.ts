@@ -26,6 +26,8 @@ export interface BundleImageOptions {
   readonly userCertPem: string;
   /** PEM text of the EC2 certificate (wraps key/IV for EC2). */
   readonly ec2CertPem: string;
+  /** The files the three PEM texts were read from, named in error lines. */
+  readonly pemFiles?: { readonly privateKey: string; readonly userCert: string; readonly ec2Cert: string };
   /** AWS account number, hyphens removed. */
   readonly user: string;
   readonly architecture: string;

@@ -3,8 +3,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { BundleImageOptions, CompressionOptions, SparseMode } from '../bundle/bundle-options.js';
+import { checkBundleName } from '../bundle/bundle-image.js';
 import { findEc2Cert } from '../crypto/ec2-cert.js';
-import { UsageError } from '../errors.js';
+import { BundleError, UsageError } from '../errors.js';
 import type { DeviceMapping } from '../format/manifest.js';
 import type { RunContext } from './command.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
@@ -204,6 +205,18 @@ export function parseCompression(opts: ParsedOptions): CompressionOptions {
   return { codec, level, threads };
 }
 
+/** -p/--prefix as a bundle name: a value that cannot be one is a bad command line (exit 1). */
+export function bundleNameFromFlags(opts: ParsedOptions): string | undefined {
+  const name = opts.str('prefix');
+  if (name === undefined) return undefined;
+  try {
+    return checkBundleName(name);
+  } catch (err) {
+    if (!(err instanceof BundleError)) throw err;
+    throw new UsageError(`--prefix has invalid value '${name}': ${err.message}`, err.hint);
+  }
+}
+
 function readPem(file: string): string {
   return fs.readFileSync(file, 'utf8');
 }
@@ -232,11 +245,13 @@ export async function bundleOptionsFromFlags(
   const blockDeviceMapping = parseBlockDeviceMapping(opts.list('blockDeviceMapping'));
   const productCodes = opts.str('productcodes');
   const destination = opts.str('destination') ?? '/tmp';
+  const ec2CertFile = findEc2Cert(opts.str('ec2cert'));
   return {
     destination,
     privateKeyPem: readPem(keyFile),
     userCertPem: readPem(opts.str('cert')!),
-    ec2CertPem: readPem(findEc2Cert(opts.str('ec2cert'))),
+    ec2CertPem: readPem(ec2CertFile),
+    pemFiles: { privateKey: keyFile, userCert: opts.str('cert')!, ec2Cert: ec2CertFile },
     user,
     architecture,
     kernelId: opts.str('kernel') || undefined,

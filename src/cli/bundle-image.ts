@@ -4,6 +4,7 @@ import { bundleImage } from '../bundle/bundle-image.js';
 import { MissingFileError } from '../errors.js';
 import { aclOption, s3ConnectionOptions } from '../s3/connection.js';
 import {
+  bundleNameFromFlags,
   bundleOptionsFromFlags,
   bundlingOptions,
   credentialOptions,
@@ -85,7 +86,7 @@ appears on a command line.`,
   async run(opts, ctx) {
     const imagePath = path.resolve(opts.str('image')!);
     const base = await bundleOptionsFromFlags(opts, ctx);
-    const name = opts.str('prefix');
+    const name = bundleNameFromFlags(opts);
     const upload = opts.str('upload');
     // The AWS SDK is loaded only when S3 is used.
     const sink = upload

@@ -11,6 +11,7 @@ import type { ImageFsType } from '../volume/make-fs.js';
 import { makeVolumeImage, type FstabChoice } from '../volume/volume-image.js';
 import type { PartitionScheme } from '../volume/disk-image.js';
 import {
+  bundleNameFromFlags,
   bundleOptionsFromFlags,
   bundlingOptions,
   credentialOptions,
@@ -214,9 +215,7 @@ partial image are removed. Must run as root.`,
 
   async run(opts, ctx) {
     const volume = opts.str('volume') ?? '/';
-    const prefix = opts.str('prefix') ?? 'image';
-    if (prefix === '' || prefix.includes('/'))
-      throw new UsageError(`--prefix has invalid value '${prefix}': '/' character not allowed.`);
+    const prefix = bundleNameFromFlags(opts) ?? 'image';
     const arch = opts.str('arch') ?? detectArchitecture();
     const fstab = fstabChoice(opts.str('fstab'), opts.flag('generateFstab'), arch);
 

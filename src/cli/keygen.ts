@@ -95,15 +95,20 @@ re-sign your bundles: keep it, and keep it secret.`,
     const force = opts.flag('force');
     if (keyOut === '' || certOut === '') throw new UsageError('-k and -c need a file name');
     if (path.resolve(keyOut) === path.resolve(certOut))
-      throw new UsageError('-k and -c name the same file; the key and the certificate need one each');
+      throw new UsageError(
+        `-k ${keyOut} and -c ${certOut} name the same file; the key and the certificate need one each`,
+      );
+    // Error lines name the flag and the file: "the private key (-k) key.pem already exists".
+    const keyWhat = 'private key (-k)';
+    const certWhat = 'certificate (-c)';
     const bits = Number(opts.str('bits') ?? '2048') as KeySize;
-    requireParentDirectory(keyOut, 'private key');
-    requireParentDirectory(certOut, 'certificate');
+    requireParentDirectory(keyOut, keyWhat);
+    requireParentDirectory(certOut, certWhat);
     if (!force) {
       // Checked up front so that nothing is written when either name is taken; the writes below
       // still refuse to clobber, should a file appear meanwhile.
-      if (fs.existsSync(keyOut)) throw existsError(keyOut, 'private key', FORCE_HINT);
-      if (fs.existsSync(certOut)) throw existsError(certOut, 'certificate', FORCE_HINT);
+      if (fs.existsSync(keyOut)) throw existsError(keyOut, keyWhat, FORCE_HINT);
+      if (fs.existsSync(certOut)) throw existsError(certOut, certWhat, FORCE_HINT);
     }
     ctx.out.event({ type: 'start', command: 'keygen', bits });
     ctx.out.debug(`generating an RSA-${bits} key`);
@@ -113,9 +118,9 @@ re-sign your bundles: keep it, and keep it secret.`,
       days: opts.int('days') ?? 3650,
     });
     const write = { mode: 0o600, overwrite: force };
-    writeFileAtomic(keyOut, made.privateKeyPem, write, FORCE_HINT, 'private key');
+    writeFileAtomic(keyOut, made.privateKeyPem, write, FORCE_HINT, keyWhat);
     try {
-      writeFileAtomic(certOut, made.certificatePem, write, FORCE_HINT, 'certificate');
+      writeFileAtomic(certOut, made.certificatePem, write, FORCE_HINT, certWhat);
     } catch (err) {
       // A key without its certificate is useless and would block the next run.
       if (!force) fs.rmSync(keyOut, { force: true });

@@ -1,5 +1,7 @@
 // Entry point shared by `amibundle <command>` and the drop-in ec2-* executables: parse flags,
 // run the command, and turn any failure into one line on stderr and the documented exit code.
+import fs from 'node:fs';
+import os from 'node:os';
 import readline from 'node:readline';
 import { AmiError, ExitCode, InterruptedError, UsageError, describeError } from '../errors.js';
 import { printable } from '../printable.js';
@@ -10,14 +12,23 @@ import { commands, findCommand, type CommandEntry } from './registry.js';
 import { createReporter, type OutputMode, type Reporter } from './reporter.js';
 
 const PROMPT_TIMEOUT_MS = 30_000;
+/**
+ * After one SIGINT/SIGTERM the run cleans up and exits by itself; if that has not happened by
+ * then (a read stuck in the kernel, a clean-up request to a server that stopped answering), the
+ * process exits anyway, with 128 + the signal's number, and the 'exit' hooks remove temporary
+ * files and undo mounts synchronously. Well inside the 2 s a supervisor may wait before SIGKILL.
+ */
+const FORCED_EXIT_MS = 1_500;
 
 function versionLine(name: string): string {
   return `${name} ${toolVersion} (amibundle; compatible with ec2-ami-tools ${compatibleAmiToolsVersion}, manifest ${manifestVersion.replace(/-/g, '')})`;
 }
 
 function topLevelHelp(): string {
+  // The summaries start two spaces after the longest command name.
+  const width = Math.max(...commands.map((c) => c.name.length)) + 2;
   const rows = commands.map(
-    (c) => `    ${c.name.padEnd(20)}${c.summary}${c.tool ? ` (drop-in: ${c.tool})` : ''}`,
+    (c) => `    ${c.name.padEnd(width)}${c.summary}${c.tool ? ` (drop-in: ${c.tool})` : ''}`,
   );
   return [
     'Usage: amibundle <command> [OPTIONS]',
@@ -102,6 +113,17 @@ export async function runCommand(
     interrupts++;
     if (interrupts > 1) process.exit(ExitCode.interrupted);
     controller.abort(new InterruptedError(signal));
+    setTimeout(() => {
+      try {
+        fs.writeSync(
+          2,
+          `${invokedAs} interrupted by ${signal}; clean-up did not finish in time, exiting now.\n`,
+        );
+      } catch {
+        /* stderr gone: exit all the same */
+      }
+      process.exit(128 + os.constants.signals[signal]);
+    }, FORCED_EXIT_MS).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

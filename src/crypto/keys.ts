@@ -38,11 +38,19 @@ export function loadCertificate(pem: string, what = 'certificate'): crypto.X509C
   return cert;
 }
 
-/** Refuses a certificate that does not belong to the private key, before any work is done. */
-export function checkKeyMatchesCertificate(key: crypto.KeyObject, cert: crypto.X509Certificate): void {
+/**
+ * Refuses a certificate that does not belong to the private key, before any work is done. The
+ * labels name the flag and the file, e.g. `certificate (-c cert.pem)`.
+ */
+export function checkKeyMatchesCertificate(
+  key: crypto.KeyObject,
+  cert: crypto.X509Certificate,
+  keyWhat = 'private key (-k)',
+  certWhat = 'certificate (-c)',
+): void {
   if (!cert.checkPrivateKey(key))
     throw new BundleError(
-      'the certificate (-c) does not match the private key (-k)',
+      `the ${certWhat} does not match the ${keyWhat}`,
       'pass the certificate that was issued for this key',
     );
 }

@@ -118,10 +118,13 @@ export function checkDestination(dest: string, projected: number | undefined): C
 
 export function checkKeys(keyPath: string | undefined, certPath: string | undefined): CheckResult {
   try {
-    const key = keyPath !== undefined ? loadPrivateKey(fs.readFileSync(keyPath, 'utf8')) : undefined;
-    const cert = certPath !== undefined ? loadCertificate(fs.readFileSync(certPath, 'utf8')) : undefined;
+    const keyWhat = `private key (-k ${keyPath})`;
+    const certWhat = `certificate (-c ${certPath})`;
+    const key = keyPath !== undefined ? loadPrivateKey(fs.readFileSync(keyPath, 'utf8'), keyWhat) : undefined;
+    const cert =
+      certPath !== undefined ? loadCertificate(fs.readFileSync(certPath, 'utf8'), certWhat) : undefined;
     if (key && cert) {
-      checkKeyMatchesCertificate(key, cert);
+      checkKeyMatchesCertificate(key, cert, keyWhat, certWhat);
       return ok('keys', `private key ${keyPath} and certificate ${certPath} load and match`);
     }
     if (key)

@@ -3,7 +3,7 @@
 // directly under `<manifest>`, and inconsistent content. Every value used is parsed from the
 // very bytes the signature covers, so what is verified is what is used.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { BundleError } from '../errors.js';
+import { BundleError, describeError } from '../errors.js';
 import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
 import { signedLayout, type ElementRange } from './manifest-layout.js';
 import { isPartName, manifestBase } from './part-name.js';
@@ -163,10 +163,6 @@ function parseParts(partsNode: unknown): ManifestPart[] {
 }
 
 /**
- * @param fileName the manifest's file or object name, when known: NAME.manifest.xml lets parts
- *   be named NAME.part.N as well as after the manifest's `<name>`.
- */
-/**
  * Refuses any string of the manifest holding a control character (C0, DEL, C1): names reach
  * file systems, S3 keys and terminals, and no value needs one. `where` names the field.
  */
@@ -182,6 +178,10 @@ function checkStrings(value: unknown, where: string): void {
     for (const [k, v] of Object.entries(value)) checkStrings(v, where === '' ? k : `${where}.${k}`);
 }
 
+/**
+ * @param fileName the manifest's file or object name, when known: NAME.manifest.xml lets parts
+ *   be named NAME.part.N as well as after the manifest's `<name>`.
+ */
 export function parseManifest(input: Buffer | string, fileName?: string): ParsedManifest {
   const raw = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
   if (raw.length > MAX_MANIFEST_BYTES)
@@ -202,11 +202,22 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
     throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
+  const wellFormed = (text: string): unknown => {
+    try {
+      return manifestRoot(text);
+    } catch (err) {
+      // The validator passes some documents the parser then refuses (a processing instruction
+      // with mismatched quotes): still malformed XML, and said so.
+      throw new BundleError(`manifest is not well-formed XML: ${describeError(err)}`);
+    }
+  };
+  // The whole document must parse, not only the slices used below.
+  wellFormed(doc);
   const layout = signedLayout(raw);
   // Each root child is parsed from its own bytes: the image and machine configuration from
   // exactly the ranges the signature covers.
   const node = (range: ElementRange | undefined): unknown =>
-    range === undefined ? undefined : manifestRoot(raw.toString('utf8', range.start, range.end));
+    range === undefined ? undefined : wellFormed(raw.toString('utf8', range.start, range.end));
   const only = (name: string): ElementRange | undefined =>
     layout.layout.children.find((c) => c.name === name);
   const image = node(layout.image);
@@ -272,6 +283,8 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
     },
     signature: optionalText(node(only('signature'))),
   };
+  if (!/^[0-9a-f]{40}$/.test(manifest.image.digest))
+    throw new BundleError('invalid manifest: image/digest is not a SHA-1 (40 hex digits)');
   if (manifest.image.digestAlgorithm.toUpperCase() !== 'SHA1')
     throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
   if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')

@@ -1,9 +1,9 @@
 // Reading a manifest from a file (or bytes fetched elsewhere) into a ParsedManifest, with the
 // file or object named in every error and the exit code a missing file deserves.
-import fs from 'node:fs';
 import path from 'node:path';
-import { BundleError, MissingFileError } from '../errors.js';
+import { BundleError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type ParsedManifest } from '../format/manifest-reader.js';
+import { readRegularSync } from './safe-open.js';
 
 /** parseManifest, with where the manifest came from in the message. */
 export function parseNamed(raw: Buffer, where: string): ParsedManifest {
@@ -15,15 +15,7 @@ export function parseNamed(raw: Buffer, where: string): ParsedManifest {
   }
 }
 
+/** Reads a manifest file: a regular file only (never through a link, never a FIFO), size-capped. */
 export function readManifestFile(file: string): ParsedManifest {
-  let raw: Buffer;
-  try {
-    const size = fs.statSync(file).size;
-    if (size > MAX_MANIFEST_BYTES) throw new BundleError(`${file} is ${size} bytes: not a bundle manifest`);
-    raw = fs.readFileSync(file);
-  } catch (err) {
-    if (err instanceof BundleError) throw err;
-    throw new MissingFileError(`cannot read the manifest ${file}: ${(err as Error).message}`);
-  }
-  return parseNamed(raw, file);
+  return parseNamed(readRegularSync(file, 'manifest', MAX_MANIFEST_BYTES), file);
 }

@@ -2,10 +2,10 @@
 // leaving holes where the archive has none and, for plain members, where a whole 4 KiB block is
 // zero: the restored file reads the same bytes and uses no disk for empty space. The file gets
 // its final name only after every check passed.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BundleError } from '../errors.js';
+import { ownedTempPath, trackTemp, untrackTemp } from '../io/owned-temp.js';
 import { zeroBlocks } from '../io/zero-scan.js';
 import type { TarMember } from '../format/tar-reader.js';
 
@@ -27,10 +27,7 @@ export class ImageWriter {
     name = member.name,
   ) {
     this.finalPath = path.join(destination, name);
-    this.tempPath = path.join(
-      destination,
-      `.${name.slice(0, 100)}.amibundle-${crypto.randomBytes(6).toString('hex')}.partial`,
-    );
+    this.tempPath = ownedTempPath(destination, name, 'partial');
   }
 
   get path(): string {
@@ -43,6 +40,7 @@ export class ImageWriter {
 
   async open(): Promise<void> {
     this.handle = await fs.promises.open(this.tempPath, 'wx', 0o600);
+    trackTemp(this.tempPath);
   }
 
   async write(offset: number, chunk: Buffer): Promise<void> {
@@ -99,6 +97,7 @@ export class ImageWriter {
         'move it away or choose another destination (-d)',
       );
     await fs.promises.rename(this.tempPath, this.finalPath);
+    untrackTemp(this.tempPath);
     if (existing)
       this.replaced = existing.isSymbolicLink() ? 'a symbolic link: the link, not its target' : 'a file';
     return this.finalPath;
@@ -108,6 +107,7 @@ export class ImageWriter {
     if (this.handle) await this.handle.close().catch(() => undefined);
     this.handle = undefined;
     await fs.promises.rm(this.tempPath, { force: true });
+    untrackTemp(this.tempPath);
   }
 }
 

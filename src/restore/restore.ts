@@ -17,8 +17,9 @@ import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
 import { verifyHex } from '../crypto/signature.js';
 import { BundleError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
-import { TarMemberReader, type TarMember } from '../format/tar-reader.js';
+import { maxTarStreamBytes, TarMemberReader, type TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from './image-writer.js';
+import { sweepStaleTemps } from '../io/owned-temp.js';
 import type { PartSource } from './part-source.js';
 import type { RestoreOptions, RestoreResult, SignatureOutcome } from './restore-options.js';
 
@@ -155,15 +156,19 @@ class UntarSink extends Writable {
   member: TarMember | undefined;
   writer: ImageWriter | undefined;
   private readonly reader: TarMemberReader;
+  /** Decompressed bytes received, refused past maxTarStreamBytes(expected.size). */
+  private inflated = 0;
+  private readonly maxInflated: number;
 
   constructor(
     destination: string | undefined,
     /** The manifest's image: the member must carry its name and size. */
-    expected: { readonly name: string; readonly size: number },
+    private readonly expected: { readonly name: string; readonly size: number },
     /** Called with each chunk once nothing refers to it any more (the decompressor reuses it). */
     private readonly release: (chunk: Buffer) => void = () => undefined,
   ) {
     super({ highWaterMark: 4 });
+    this.maxInflated = maxTarStreamBytes(expected.size);
     this.reader = new TarMemberReader({
       member: async (m) => {
         // The file written is named by the signed manifest, never by the archive.
@@ -188,6 +193,15 @@ class UntarSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.inflated += chunk.length;
+    if (this.inflated > this.maxInflated) {
+      done(
+        new BundleError(
+          `the decompressed bundle exceeds ${this.maxInflated} bytes, the most an image of ${this.expected.size} bytes needs: the bundle was tampered with`,
+        ),
+      );
+      return;
+    }
     // Hashed on the threadpool while the reader parses and writes it; released when both are done.
     Promise.all([this.sha1.update(chunk), this.reader.write(chunk)]).then(() => {
       this.release(chunk);
@@ -225,6 +239,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
         'move it away or choose another destination (-d)',
       );
   }
+  if (opts.destination !== undefined) sweepStaleTemps(opts.destination, m.image.name, out);
   const decompressor = createDecompressor(m.image.compression ?? 'gzip');
   const sink = new UntarSink(opts.destination, m.image, chunkReleaser(decompressor));
   let done = 0;

@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Reporter } from '../cli/reporter.js';
 import { BundleError } from '../errors.js';
+import { readCapped } from './capped-body.js';
 import { destroyAgents, type Agents } from './client.js';
 import type { CannedAcl, S3ConnectionConfig } from './connection.js';
 import { withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
@@ -109,7 +110,7 @@ export class S3Bucket {
 
   /**
    * GET a whole object into memory (parts are 10 MiB). Larger than maxBytes = not a bundle
-   * object: refused before reading it.
+   * object: refused before reading it, or as soon as the count passes it when no length is sent.
    */
   async get(key: string, maxBytes: number, check?: (body: Buffer) => void): Promise<Buffer> {
     return this.call(
@@ -127,7 +128,7 @@ export class S3Bucket {
           );
         }
         if (!res.Body) throw new Error(`empty response body for ${key}`);
-        const body = Buffer.from(await res.Body.transformToByteArray());
+        const body = await readCapped(res.Body, maxBytes, `${key} in bucket ${this.name}`);
         if (res.ContentLength !== undefined && body.length !== res.ContentLength)
           throw new DamagedDownload(
             `${key} in bucket ${this.name}: ${body.length} bytes arrived of ${res.ContentLength}`,

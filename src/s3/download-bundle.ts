@@ -1,13 +1,13 @@
 // download-bundle: the manifest, then every part in parallel, each SHA-1-checked as it lands
 // (a damaged one is fetched again), written under a temporary name and renamed, so a file with a
 // part's name is always a whole, verified part. Parts already on disk and intact are kept.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Reporter } from '../cli/reporter.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
 import { DamagedDownload, sha1Hex } from './bucket.js';
 import { parseNamed } from '../io/manifest-file.js';
+import { ownedTempPath, sweepStaleTemps, trackTemp, untrackTemp } from '../io/owned-temp.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { orderedParts } from './bundle-parts.js';
 import type { S3ConnectionConfig } from './connection.js';
@@ -36,16 +36,16 @@ export interface DownloadBundleResult {
 
 /** Writes a file whole or not at all: a temporary name in the same directory, then rename. */
 export async function writeFileAtomic(file: string, data: Buffer): Promise<void> {
-  const temp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.amibundle-${crypto.randomBytes(6).toString('hex')}.tmp`,
-  );
+  const temp = ownedTempPath(path.dirname(file), path.basename(file));
+  trackTemp(temp);
   try {
     await fs.promises.writeFile(temp, data, { flag: 'wx', mode: 0o644 });
     await fs.promises.rename(temp, file);
   } catch (err) {
     await fs.promises.rm(temp, { force: true });
     throw err;
+  } finally {
+    untrackTemp(temp);
   }
 }
 
@@ -74,6 +74,7 @@ export async function downloadBundle(opts: DownloadBundleOptions): Promise<Downl
     const parsed = parseNamed(raw, s3Url(source.bucket, manifestKey));
     const parts = orderedParts(parsed);
     const total = parsed.manifest.image.bundledSize;
+    sweepStaleTemps(opts.directory, parsed.manifest.image.name, out);
 
     const downloaded: string[] = [];
     const kept: string[] = [];
@@ -89,7 +90,7 @@ export async function downloadBundle(opts: DownloadBundleOptions): Promise<Downl
           kept.push(part.filename);
         } else {
           const key = source.prefix + part.filename;
-          const data = await bucket.get(key, MAX_PART_BYTES, (body) => {
+          const data = await bucket.get(key, Math.min(MAX_PART_BYTES, total), (body) => {
             const got = sha1Hex(body);
             if (got !== part.digest)
               throw new DamagedDownload(

@@ -1,6 +1,7 @@
 // Reaching a bundle's bucket before moving any data: credentials, the bucket's region (given, or
 // asked of the bucket), creation when uploading, and the checks that save an hour of confusion:
-// a bucket in another region than requested (exit 10) and a bucket whose ACLs are disabled.
+// a bucket in another region than requested (exit 10; an S3-compatible server's own zone name is
+// not one) and a bucket whose ACLs are disabled.
 import {
   CreateBucketCommand,
   GetBucketLocationCommand,
@@ -25,6 +26,44 @@ export interface OpenBucketOptions {
 }
 
 const DEFAULT_REGION = 'us-east-1';
+
+/** AWS region names: `us-east-1`, `us-gov-west-1`, `cn-north-1`, `us-isob-east-1`, `eusc-de-east-1`. */
+export function isAwsRegionName(name: string): boolean {
+  return /^[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d{1,2}$/.test(name);
+}
+
+/** What to do with the region a bucket reports: sign for it (maybe with a warning), or refuse. */
+export type RegionVerdict =
+  { readonly region: string; readonly warning?: string } | { readonly mismatch: AmiError };
+
+/**
+ * The bucket's reported region against the one we asked in. A requested region that differs is a
+ * mismatch (exit 10) on AWS. An S3-compatible server (--url) answers with its own zone name
+ * (Ceph radosgw installs `default`): a name that is not an AWS region there is the server's name
+ * for where the bucket is, not another region, so it is used, with one warning when it differs
+ * from --region.
+ */
+export function regionForBucket(
+  conn: Pick<S3ConnectionConfig, 'region' | 'regionSource' | 'endpoint'>,
+  bucket: string,
+  reported: string | undefined,
+  current: string,
+): RegionVerdict {
+  if (reported === undefined || reported === current) return { region: current };
+  if (conn.region === undefined) return { region: reported };
+  if (conn.endpoint !== undefined && !isAwsRegionName(reported))
+    return {
+      region: reported,
+      warning: `bucket ${bucket} reports location '${reported}' (not an AWS region name) at ${conn.endpoint}; using it instead of ${conn.region} (${conn.regionSource ?? '--region'})`,
+    };
+  return {
+    mismatch: new AmiError(
+      `bucket ${bucket} is in region ${reported}, but ${conn.region} was requested (${conn.regionSource ?? '--region'})`,
+      ExitCode.regionMismatch,
+      `run again with --region ${reported}, or choose a bucket in ${conn.region}`,
+    ),
+  };
+}
 
 /** Whether the bucket exists and, when it can be told, its region. */
 type Whereabouts =
@@ -100,8 +139,8 @@ async function createBucket(bucket: S3Bucket): Promise<void> {
 }
 
 /**
- * Opens the bucket in its region. Exit 10 when the bucket is elsewhere than --region/--location
- * asked; exit 3 when it is missing (and not to be created) or refuses ACLs.
+ * Opens the bucket in its region. Exit 10 when the bucket is in another AWS region than
+ * --region/--location asked; exit 3 when it is missing (and not to be created) or refuses ACLs.
  */
 export async function openBucket(
   conn: S3ConnectionConfig,
@@ -127,16 +166,15 @@ export async function openBucket(
         );
       await createBucket(handle);
       created = true;
-    } else if (found.region !== undefined && found.region !== handle.region) {
-      if (conn.region !== undefined)
-        throw new AmiError(
-          `bucket ${bucket} is in region ${found.region}, but ${conn.region} was requested (${conn.regionSource ?? '--region'})`,
-          ExitCode.regionMismatch,
-          `run again with --region ${found.region}, or choose a bucket in ${conn.region}`,
-        );
-      opts.out.debug(`bucket ${bucket} is in ${found.region}`);
-      handle.client.destroy();
-      handle = inRegion(found.region);
+    } else {
+      const verdict = regionForBucket(conn, bucket, found.region, handle.region);
+      if ('mismatch' in verdict) throw verdict.mismatch;
+      if (verdict.warning !== undefined) opts.out.warn(verdict.warning);
+      if (verdict.region !== handle.region) {
+        opts.out.debug(`bucket ${bucket} is in ${verdict.region}`);
+        handle.client.destroy();
+        handle = inRegion(verdict.region);
+      }
     }
     if (!created && opts.acl !== undefined && opts.acl !== 'private')
       await checkAclsEnabled(handle, opts.acl);

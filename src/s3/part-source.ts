@@ -1,11 +1,16 @@
 // Parts read straight from S3 for restore and verify: nothing is written to disk. Each part's
 // SHA-1 is checked as it arrives (a damaged one is fetched again); the next parts are fetched
-// ahead, at most `concurrency` at a time, so the network and the decoder overlap.
+// ahead, at most `concurrency` at a time (and never more than MAX_S3_READ_AHEAD), so the network
+// and the decoder overlap while memory stays bounded: read-ahead × part size, each body capped at
+// min(64 MiB, the bundle's size) whether or not the server sends a length.
 import type { PartSource } from '../restore/part-source.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { DamagedDownload, sha1Hex, type S3Bucket } from './bucket.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { s3Url } from './location.js';
+
+/** Parts fetched ahead at most, whatever --concurrency says: 8 × 10 MiB parts = 80 MiB. */
+export const MAX_S3_READ_AHEAD = 8;
 
 export class S3PartSource implements PartSource {
   readonly description: string;
@@ -13,6 +18,10 @@ export class S3PartSource implements PartSource {
   private readonly position = new Map<string, number>();
   private readonly digests = new Map<string, string>();
   private readonly pending = new Map<string, Promise<Buffer>>();
+  /** Parts fetched ahead: min(--concurrency, the number of parts, MAX_S3_READ_AHEAD). */
+  readonly readAhead: number;
+  /** No part can be larger than the whole bundle, nor than the part limit. */
+  private readonly maxPartBytes: number;
 
   constructor(
     private readonly bucket: S3Bucket,
@@ -20,11 +29,13 @@ export class S3PartSource implements PartSource {
     /** The manifest the parts belong to (fetched from S3 by openS3PartSource). */
     readonly manifest: ParsedManifest,
     readonly manifestKey: string,
-    private readonly readAhead: number,
+    concurrency: number,
   ) {
     this.description = s3Url(bucket.name, prefix);
     const parts = [...manifest.manifest.image.parts].sort((a, b) => a.index - b.index);
     this.order = parts.map((p) => p.filename);
+    this.readAhead = Math.max(1, Math.min(concurrency, parts.length, MAX_S3_READ_AHEAD));
+    this.maxPartBytes = Math.min(MAX_PART_BYTES, manifest.manifest.image.bundledSize);
     parts.forEach((p, i) => {
       this.position.set(p.filename, i);
       this.digests.set(p.filename, p.digest);
@@ -41,7 +52,7 @@ export class S3PartSource implements PartSource {
     if (existing) return existing;
     const key = this.prefix + filename;
     const digest = this.digests.get(filename);
-    const body = this.bucket.get(key, MAX_PART_BYTES, (data) => {
+    const body = this.bucket.get(key, this.maxPartBytes, (data) => {
       if (digest === undefined) return;
       const got = sha1Hex(data);
       if (got !== digest)

@@ -1,8 +1,10 @@
-// GRUB 2 for BIOS (i386-pc) on a partitioned image, from the copied system's own GRUB: its
-// grub-install run inside the image (chroot) when it has one, else this host's grub-install
-// with the image's modules. grub-install embeds the core image in the MBR gap (mbr) or the
-// BIOS boot partition (gpt); the configuration it reads is written here: it finds the root file
-// system by UUID and boots the newest kernel under /boot with a serial console.
+// GRUB 2 for BIOS (i386-pc) on a partitioned image. For `-v /` (the running system, trusted to
+// run its own tools) the copied system's grub-install runs inside the image (chroot) when it has
+// one. For `-v DIR` the tree is data, never run: this host's grub-install is used, with the
+// tree's i386-pc modules when it has them (so the boot code matches the system), else the
+// host's. grub-install embeds the core image in the MBR gap (mbr) or the BIOS boot partition
+// (gpt); the configuration it reads is written here: it finds the root file system by UUID and
+// boots the newest kernel under /boot with a serial console.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Reporter } from '../cli/reporter.js';
@@ -155,6 +157,11 @@ export function hostGrubInstaller(): string | undefined {
 export interface GrubInstallInput {
   /** Mount point of the image's root file system. */
   readonly root: string;
+  /**
+   * The copied system is the running one (`-v /`): its own grub-install may run in a chroot.
+   * False for `-v DIR`: nothing from the tree is executed.
+   */
+  readonly runImageTools: boolean;
   /** The whole-disk loop device. */
   readonly disk: string;
   readonly config: GrubConfigInput;
@@ -178,9 +185,19 @@ function failed(err: unknown): AmiError {
   );
 }
 
+/** The host's BIOS modules, used when a `-v DIR` tree has none of its own. */
+export const HOST_GRUB_MODULES = `/${GRUB_MODULES_DIR}`;
+
+/** Where the modules for this host's grub-install come from: the image's, else the host's. */
+export function grubModulesFor(root: string): string | undefined {
+  if (hasGrubModules(root)) return pathInImage(root, GRUB_MODULES_DIR);
+  if (hasGrubModules('/')) return HOST_GRUB_MODULES;
+  return undefined;
+}
+
 export async function installGrub(g: GrubInstallInput): Promise<GrubInstallResult> {
   const { root, disk, out } = g;
-  let installer = imageGrubInstaller(root);
+  let installer = g.runImageTools ? imageGrubInstaller(root) : undefined;
   let grubDir = installer?.includes('grub2-') ? 'grub2' : 'grub';
   let used = '';
   if (installer) {
@@ -209,26 +226,30 @@ export async function installGrub(g: GrubInstallInput): Promise<GrubInstallResul
     const host = hostGrubInstaller();
     if (!host)
       throw new AmiError(
-        'the image has no grub-install that runs here, and neither has this host',
+        g.runImageTools
+          ? 'the image has no grub-install that runs here, and neither has this host'
+          : "this host has no grub-install (a -v DIR tree's own programs are never run)",
         undefined,
-        'install grub2-common (Debian/Ubuntu) or grub2-tools (RHEL, Amazon Linux) on this host',
+        'install grub2-common and grub-pc-bin (Debian/Ubuntu) or grub2-tools (RHEL, Amazon Linux) on this host',
+      );
+    const modules = grubModulesFor(root);
+    if (!modules)
+      throw new AmiError(
+        `neither the image nor this host has GRUB 2 for BIOS (${GRUB_MODULES_DIR})`,
+        undefined,
+        'install grub-pc-bin (Debian/Ubuntu) on this host',
       );
     grubDir = host === 'grub2-install' ? 'grub2' : 'grub';
     try {
       await runTool(
         host,
-        [
-          '--target=i386-pc',
-          `--directory=${pathInImage(root, GRUB_MODULES_DIR)}`,
-          `--boot-directory=${pathInImage(root, 'boot')}`,
-          disk,
-        ],
+        ['--target=i386-pc', `--directory=${modules}`, `--boot-directory=${pathInImage(root, 'boot')}`, disk],
         { signal: g.signal, out, env: { ...process.env, LC_ALL: 'C' }, what: host },
       );
     } catch (err) {
       throw failed(err);
     }
-    used = `this host's ${host} with the image's modules`;
+    used = `this host's ${host} with ${modules === HOST_GRUB_MODULES ? "this host's" : "the image's"} modules`;
   }
 
   const configPath = `/boot/${grubDir}/grub.cfg`;

@@ -136,9 +136,14 @@ function resolvePartition(
   return 'none';
 }
 
-/** Everything a disk image needs from the copied system and this host, checked before any work. */
+/**
+ * Everything a disk image needs from the copied system and this host, checked before any work.
+ * Only the running system (`-v /`) may run its own grub-install; a `-v DIR` tree is data, so
+ * this host's grub-install is needed, with the tree's modules or else the host's.
+ */
 function checkBootable(volume: string, scheme: 'mbr' | 'gpt'): void {
-  if (!hasGrubModules(volume))
+  const trusted = volume === '/';
+  if (!hasGrubModules(volume) && (trusted || !hasGrubModules('/')))
     throw new AmiError(
       `the system in ${volume} has no GRUB 2 for BIOS (${GRUB_MODULES_DIR} is missing), so a -P ${scheme} image could not boot`,
       undefined,
@@ -150,12 +155,14 @@ function checkBootable(volume: string, scheme: 'mbr' | 'gpt'): void {
       undefined,
       'install a kernel in it, or use -P none for a paravirtual image started with --kernel',
     );
-  if (!imageGrubInstaller(volume)) {
+  if (!trusted || !imageGrubInstaller(volume)) {
     if (!hostGrubInstaller())
       throw new AmiError(
-        `the system in ${volume} has no grub-install, and neither has this host`,
+        trusted
+          ? `the system in ${volume} has no grub-install, and neither has this host`
+          : `this host has no grub-install, and the programs of ${volume} are never run (only -v / runs its own)`,
         undefined,
-        'install grub2-common on this host (Debian/Ubuntu)',
+        'install grub2-common and grub-pc-bin on this host (Debian/Ubuntu)',
       );
     if (!onPath('udevadm'))
       throw new AmiError(
@@ -413,6 +420,7 @@ export async function makeVolumeImage(opts: VolumeImageOptions): Promise<VolumeI
       out.info(`Installing GRUB 2 (i386-pc) with the ${scheme} boot scheme; kernel ${kernel.kernel}.`);
       grub = await installGrub({
         root: mnt,
+        runImageTools: volume === '/',
         disk: loop.device,
         config: {
           uuid: fsSpec.uuid,

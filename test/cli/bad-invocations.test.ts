@@ -49,6 +49,23 @@ const bundle = (...extra: string[]): string[] => [
   ...extra,
 ];
 
+/** bundle-vol's mandatory flags; the checks below come before it looks at the machine. */
+const volume = (): string[] => [
+  '-k',
+  key('user-key.pem'),
+  '-c',
+  key('user-cert.pem'),
+  '-u',
+  '123456789012',
+  '--ec2cert',
+  key('ec2-cert.pem'),
+  '-d',
+  dest,
+  '-r',
+  'x86_64',
+  '--batch',
+];
+
 const cases: Case[] = [
   ['unknown flag', 'ec2-bundle-image', () => bundle('--frobnicate'), 1, /invalid option: --frobnicate/],
   ['unknown short flag', 'ec2-bundle-image', () => bundle('-Z'), 1, /invalid option: -Z/],
@@ -121,15 +138,15 @@ const cases: Case[] = [
     'prefix with slash',
     'ec2-bundle-image',
     () => bundle('-p', 'a/b'),
-    254,
-    /bundle name 'a\/b' contains '\/'/,
+    1,
+    /^ERROR: --prefix has invalid value 'a\/b': the bundle name 'a\/b' contains '\/'/,
   ],
-  ['empty prefix', 'ec2-bundle-image', () => bundle('-p', ''), 254, /bundle name \(-p\) is empty/],
+  ['empty prefix', 'ec2-bundle-image', () => bundle('-p', ''), 1, /bundle name \(-p\) is empty/],
   [
     'prefix starting with dash',
     'ec2-bundle-image',
     () => bundle('-p', '-x'),
-    254,
+    1,
     /cannot be used as a file name/,
   ],
   [
@@ -151,28 +168,28 @@ const cases: Case[] = [
     'ec2-bundle-image',
     () => bundle('-c', key('ec2-cert.pem')),
     254,
-    /certificate \(-c\) does not match the private key \(-k\)/,
+    /the certificate \(-c \S+\/ec2-cert\.pem\) does not match the private key \(-k \S+\/user-key\.pem\)/,
   ],
   [
     'key is not a key',
     'ec2-bundle-image',
     () => bundle('-k', garbage),
     254,
-    /private key \(-k\) is not a PEM RSA private key/,
+    /private key \(-k \S+\/garbage\.pem\) is not a PEM RSA private key/,
   ],
   [
     'cert is not a cert',
     'ec2-bundle-image',
     () => bundle('-c', garbage),
     254,
-    /certificate \(-c\) is not a PEM X.509 certificate/,
+    /certificate \(-c \S+\/garbage\.pem\) is not a PEM X.509 certificate/,
   ],
   [
     'ec2cert is not a cert',
     'ec2-bundle-image',
     () => bundle('--ec2cert', garbage),
     254,
-    /EC2 certificate \(--ec2cert\) is not a PEM X.509 certificate/,
+    /EC2 certificate \(--ec2cert \S+\/garbage\.pem\) is not a PEM X.509 certificate/,
   ],
   [
     'bad sparse mode',
@@ -284,6 +301,20 @@ const cases: Case[] = [
     254,
     /certificate \(--cert\) is not a PEM X.509 certificate/,
   ],
+  [
+    'bundle-vol prefix with slash',
+    'ec2-bundle-vol',
+    () => [...volume(), '-p', 'a/b'],
+    1,
+    /^ERROR: --prefix has invalid value 'a\/b': the bundle name 'a\/b' contains '\/'/,
+  ],
+  [
+    'bundle-vol prefix starting with dash',
+    'ec2-bundle-vol',
+    () => [...volume(), '-p', '-x'],
+    1,
+    /^ERROR: --prefix has invalid value '-x': .*cannot be used as a file name/,
+  ],
   ['unknown command', 'amibundle', () => ['bundle-imag'], 1, /unknown command 'bundle-imag'/],
   ['ambiguous abbreviation', 'amibundle', () => ['unbundle', '--ma', 'x'], 1, /ambiguous option: --ma/],
 ];
@@ -310,5 +341,19 @@ describe('bad invocations: one line, documented exit code, nothing written', () 
     expect(r.code).toBe(254);
     expect(r.stderr).toMatch(/^ERROR: the certificate/);
     expect(r.stderr).toMatch(/at .*\.js:\d+/);
+  });
+});
+
+describe('amibundle --help', () => {
+  it('command names and summaries in two columns sized to the longest name', async () => {
+    const r = await runCli('amibundle', ['--help']);
+    expect(r.code).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => /^ {4}\S/.test(l));
+    expect(rows.length).toBeGreaterThan(10);
+    const version = rows.find((l) => l.trimStart().startsWith('ec2-ami-tools-version'));
+    expect(version).toMatch(/^ {4}ec2-ami-tools-version {2}\S/);
+    // Every summary starts in the same column, two spaces after the longest name.
+    const starts = new Set(rows.map((l) => /^ {4}\S+ +/.exec(l)![0].length));
+    expect([...starts]).toEqual([4 + 'ec2-ami-tools-version'.length + 2]);
   });
 });

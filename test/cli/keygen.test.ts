@@ -101,7 +101,7 @@ describe('amibundle keygen', () => {
     const r = await runCli('amibundle', ['keygen', '-k', 'key.pem', '-c', 'cert.pem'], { cwd: dir });
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe(
-      'ERROR: the certificate cert.pem already exists; pass --force to replace it, or choose another name with -k/-c',
+      'ERROR: the certificate (-c) cert.pem already exists; pass --force to replace it, or choose another name with -k/-c',
     );
     expect(fs.readFileSync(certFile, 'utf8')).toBe('precious\n');
     expect(fs.readdirSync(dir)).toEqual(['cert.pem']);
@@ -152,10 +152,14 @@ describe('amibundle keygen', () => {
     const dir = fresh();
     const same = await runCli('amibundle', ['keygen', '-k', 'a.pem', '-c', './a.pem'], { cwd: dir });
     expect(same.code).toBe(1);
-    expect(same.stderr).toContain('-k and -c name the same file');
+    expect(same.stderr.trim()).toBe(
+      "ERROR: -k a.pem and -c ./a.pem name the same file; the key and the certificate need one each (see 'amibundle keygen --help')",
+    );
     const missing = await runCli('amibundle', ['keygen', '-k', 'nowhere/k.pem'], { cwd: dir });
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('does not exist');
+    expect(missing.stderr).toMatch(
+      /^ERROR: cannot write the private key \(-k\) nowhere\/k\.pem: directory \S+ does not exist/,
+    );
     const bits = await runCli('amibundle', ['keygen', '--bits', '1024'], { cwd: dir });
     expect(bits.code).toBe(1);
     expect(bits.stderr).toContain('--bits has invalid value');

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { regionOfAwsHost, regionOfLocation } from '../../src/s3/connection.js';
 import { isBundleObjectName } from '../../src/s3/delete-bundle.js';
 import { parseBucketArg, parseS3Url } from '../../src/s3/location.js';
+import { isAwsRegionName, regionForBucket } from '../../src/s3/open-bucket.js';
 import { backoffDelay, RETRY_ON, withRetry } from '../../src/s3/retry.js';
 import { isRetryable, toS3Error } from '../../src/s3/s3-error.js';
 import { forEachLimited, InFlight } from '../../src/s3/task-pool.js';
@@ -60,6 +61,52 @@ describe('regions', () => {
     expect(regionOfLocation('US')).toBe('us-east-1');
     expect(regionOfLocation('EU')).toBe('eu-west-1');
     expect(regionOfLocation('ap-south-1')).toBe('ap-south-1');
+  });
+});
+
+describe("the bucket's reported region against the requested one", () => {
+  const aws = { region: 'us-east-1', regionSource: '--region' };
+  const rgw = { ...aws, endpoint: 'http://127.0.0.1:7480' };
+
+  it('AWS region names, and names S3-compatible servers use that are not', () => {
+    for (const r of [
+      'us-east-1',
+      'eu-west-1',
+      'us-gov-west-1',
+      'cn-north-1',
+      'us-isob-east-1',
+      'ap-southeast-5',
+    ])
+      expect(isAwsRegionName(r)).toBe(true);
+    for (const r of ['default', 'zonegroup-a', 'US', 'EU', 'us-east', 'local'])
+      expect(isAwsRegionName(r)).toBe(false);
+  });
+
+  it('on AWS, a bucket in another region than --region is exit 10 naming both', () => {
+    const v = regionForBucket(aws, 'b', 'eu-west-1', 'us-east-1');
+    expect('mismatch' in v && v.mismatch.exitCode).toBe(10);
+    expect('mismatch' in v && v.mismatch.message).toBe(
+      'bucket b is in region eu-west-1, but us-east-1 was requested (--region)',
+    );
+    // Even a name that is no AWS region: only an S3-compatible endpoint has zone names.
+    expect('mismatch' in regionForBucket(aws, 'b', 'default', 'us-east-1')).toBe(true);
+  });
+
+  it('with --url, a location that is no AWS region name is used as reported, with one warning', () => {
+    expect(regionForBucket(rgw, 'b', 'default', 'us-east-1')).toEqual({
+      region: 'default',
+      warning:
+        "bucket b reports location 'default' (not an AWS region name) at http://127.0.0.1:7480; using it instead of us-east-1 (--region)",
+    });
+    // An AWS region name that differs is still a mismatch, on any endpoint.
+    expect('mismatch' in regionForBucket(rgw, 'b', 'eu-west-1', 'us-east-1')).toBe(true);
+  });
+
+  it('no --region: the reported region is used silently; the same region: nothing to say', () => {
+    expect(regionForBucket({}, 'b', 'default', 'us-east-1')).toEqual({ region: 'default' });
+    expect(regionForBucket({}, 'b', 'eu-west-1', 'us-east-1')).toEqual({ region: 'eu-west-1' });
+    expect(regionForBucket(aws, 'b', 'us-east-1', 'us-east-1')).toEqual({ region: 'us-east-1' });
+    expect(regionForBucket(rgw, 'b', undefined, 'us-east-1')).toEqual({ region: 'us-east-1' });
   });
 });
 

@@ -337,7 +337,7 @@ describe('errors', () => {
     expect(r.stderr.trim()).toMatch(/^ERROR: bucket no-such-bucket does not exist \(HTTP 404 NoSuchBucket\)/);
   });
 
-  it('a bucket in another region than --region: exit 10 naming both regions, before any upload', async () => {
+  it("stock radosgw's zone name (`default`) is where the bucket is, not another region: one warning, uploaded", async () => {
     const r = await runCli('ec2-upload-bundle', [
       '-b',
       'roundtrip/other',
@@ -347,11 +347,10 @@ describe('errors', () => {
       'eu-west-1',
       ...upFlags(),
     ]);
-    expect(r.code).toBe(10);
-    expect(r.stderr.trim()).toBe(
-      'ERROR: bucket roundtrip is in region us-east-1, but eu-west-1 was requested (--region); run again with --region us-east-1, or choose a bucket in eu-west-1',
-    );
-    expect(await gw.listKeys('roundtrip', 'other/')).toEqual([]);
+    expect(r.code, r.stderr).toBe(0);
+    const warning = `WARNING: bucket roundtrip reports location 'default' (not an AWS region name) at ${gw.endpoint}; using it instead of eu-west-1 (--region)`;
+    expect(r.stderr.trim()).toBe(warning);
+    expect(await gw.listKeys('roundtrip', 'other/')).toEqual(fixtureNames.map((n) => `other/${n}`));
   });
 
   it('a corrupted part in S3: fetched again, then refused (exit 254); nothing of it left on disk', async () => {
@@ -542,6 +541,42 @@ describe('the Packer command lines, verbatim', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(await gw.listKeys('packer-keys')).toEqual([path.basename(six.manifest), ...six.parts].sort());
+  });
+
+  it('twice with --url on stock radosgw: the second identical upload to the bucket the first created passes', async () => {
+    const packer = (): Promise<Awaited<ReturnType<typeof runCli>>> =>
+      runCli(
+        'ec2-upload-bundle',
+        [
+          '-b',
+          'packer-twice',
+          '-m',
+          six.manifest,
+          '-a',
+          gw.accessKey,
+          '-s',
+          gw.secretKey,
+          '-d',
+          six.dir,
+          '--batch',
+          '--region',
+          'us-east-1',
+          '--retry',
+          '--url',
+          gw.endpoint,
+        ],
+        { env: { AMIBUNDLE_S3_ACL: 'public-read' } },
+      );
+    const first = await packer();
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('Creating bucket...');
+    const second = await packer();
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).not.toContain('Creating bucket...');
+    expect(second.stderr.trim().split('\n')).toEqual([
+      `WARNING: bucket packer-twice reports location 'default' (not an AWS region name) at ${gw.endpoint}; using it instead of us-east-1 (--region)`,
+    ]);
+    expect(await gw.listKeys('packer-twice')).toEqual([path.basename(six.manifest), ...six.parts].sort());
   });
 
   it('without -a/-s: credentials from the environment (the SDK default chain)', async () => {

@@ -17,6 +17,11 @@ export interface CaptureOptions {
   bucketLocation?: string | undefined;
   /** What GetBucketOwnershipControls answers; undefined = not set (404). */
   objectOwnership?: string | undefined;
+  /**
+   * Sees each request first (its body read); returns true when it answered it, or chose never to
+   * answer it (a stalled server).
+   */
+  handle?: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => boolean;
 }
 
 export interface CaptureServer {
@@ -52,6 +57,7 @@ export async function startCaptureServer(
   const server = http.createServer((req, res) => {
     void readBody(req).then((body) => {
       requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (options.handle?.(req, res, body)) return;
       const url = new URL(req.url ?? '/', 'http://x');
       const pathParts = url.pathname.split('/').filter((p) => p !== '');
       const isBucket = pathParts.length === 1;
@@ -98,6 +104,11 @@ export async function startCaptureServer(
     endpoint,
     requests,
     options,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Requests held open by `handle` would keep close() waiting.
+        server.closeAllConnections();
+      }),
   };
 }

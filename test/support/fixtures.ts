@@ -1,12 +1,14 @@
-// Access to the ec2-ami-tools 1.5.3 golden fixtures in ../shared, used in place (never copied).
-import { execFileSync } from 'node:child_process';
+// Access to the ec2-ami-tools 1.5.3 golden fixtures kept in the repository (test/fixtures/), so a
+// clone passes its own tests with nothing beside it.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateFixtureImage } from './fixture-image.js';
+import type { GeneratedImage } from './fixture-image.js';
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const fixturesRoot = path.resolve(projectRoot, '../shared/fixtures/ami-tools-1.5.3');
+export const fixturesRoot = path.join(projectRoot, 'test/fixtures/ami-tools-1.5.3');
 export const keysDir = path.join(fixturesRoot, 'keys');
 
 export interface FixtureCase {
@@ -63,14 +65,9 @@ export function tempDir(label: string): { dir: string; remove: () => void } {
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
-/**
- * Re-creates a fixture's image (with its mode, mtime and hole layout) with the fixtures' own
- * generator, which checks the SHA-256.
- */
+/** Re-creates a fixture's image (with its mode, mtime and hole layout), checking its SHA-256. */
 export function regenerateImage(c: FixtureCase, outDir: string): string {
   const out = path.join(outDir, c.image.file);
-  execFileSync(process.execPath, [path.join(fixturesRoot, 'generate-image.mjs'), c.dir, out], {
-    stdio: 'pipe',
-  });
+  generateFixtureImage(c.image as unknown as GeneratedImage, out);
   return out;
 }

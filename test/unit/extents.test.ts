@@ -1,18 +1,17 @@
 // Data-extent detection: the native SEEK_DATA/SEEK_HOLE path against the maps the real tool saw
 // (golden fixtures' case.json), the TypeScript fallback against the native path, and --sparse=zeros.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataExtents, isSparseFile, scanZeroHoles } from '../../src/io/extents.js';
 import type { Extent } from '../../src/io/extents.js';
 import { loadAddon, nativeAddon } from '../../src/io/native.js';
+import { generateFixtureImage } from '../support/fixture-image.js';
+import type { GeneratedImage } from '../support/fixture-image.js';
+import { fixturesRoot } from '../support/fixtures.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const fixturesDir =
-  process.env.AMIBUNDLE_FIXTURES ?? path.resolve(repoRoot, '../shared/fixtures/ami-tools-1.5.3');
+const fixturesDir = fixturesRoot;
 
 interface CaseImage {
   file: string;
@@ -130,11 +129,7 @@ describe('golden fixture images', () => {
         JSON.parse(fs.readFileSync(path.join(caseDir, 'case.json'), 'utf8')) as { image: CaseImage }
       ).image;
       const out = path.join(tmp, image.file);
-      const gen = spawnSync(process.execPath, [path.join(fixturesDir, 'generate-image.mjs'), caseDir, out], {
-        encoding: 'utf8',
-      });
-      expect(gen.stderr).toBe('');
-      expect(gen.status).toBe(0);
+      generateFixtureImage(image as unknown as GeneratedImage, out);
 
       const st = fs.statSync(out);
       expect(st.size).toBe(image.size);
