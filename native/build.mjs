@@ -1,17 +1,45 @@
 // Builds the optional N-API addon (native/build/Release/amibundle_native.node) at `npm install` time.
-// Never fails the install: without the addon amibundle uses its TypeScript fallback, so any problem
-// is one warning line and exit 0. Uses local Node headers (nodedir) so nothing is downloaded.
+// On linux-x64 with glibc the package ships a prebuilt addon (prebuilds/, made by `npm pack`), so
+// nothing is compiled when it loads. Never fails the install: without the addon amibundle uses its
+// TypeScript fallback, so any problem is one warning line and exit 0. npm shows an install script's
+// output only when the script fails, so the line also goes to the terminal (/dev/tty) when there is
+// one; every command warns again when a large job runs without the addon. Uses local Node headers
+// (nodedir) so nothing is downloaded. AMIBUNDLE_NATIVE_STRICT=1 (the prepack build) makes any
+// problem exit 1 and ignores the prebuilt.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const strict = process.env.AMIBUNDLE_NATIVE_STRICT === '1';
 
 function warn(reason) {
-  console.warn(`amibundle: native addon not built (${reason}); using the slower TypeScript fallback`);
+  const line = `amibundle: native addon not built (${reason}); using the slower TypeScript fallback`;
+  console.warn(line);
+  if (strict) process.exit(1);
+  try {
+    writeFileSync('/dev/tty', `${line}\n`);
+  } catch {
+    // No terminal (CI, a pipe): stderr above is all there is (npm --foreground-scripts shows it).
+  }
   process.exit(0);
 }
+
+// The prebuilt is for x86-64 Linux with glibc; when it loads here there is nothing to build.
+function prebuiltLoads() {
+  const file = path.join(here, '..', 'prebuilds', 'linux-x64', 'amibundle.node');
+  if (process.platform !== 'linux' || process.arch !== 'x64' || !existsSync(file)) return false;
+  if (process.report?.getReport()?.header?.glibcVersionRuntime === undefined) return false;
+  try {
+    return typeof createRequire(import.meta.url)(file).dataExtents === 'function';
+  } catch {
+    return false;
+  }
+}
+
+if (!strict && prebuiltLoads()) process.exit(0);
 
 // npm sets npm_config_node_gyp for install scripts; otherwise use the copy bundled with npm.
 function findNodeGyp() {

@@ -12,6 +12,7 @@ import { createAesEncryptor } from '../codec/aes-cbc.js';
 import { createCompressor } from '../codec/compression.js';
 import { wrapHex } from '../crypto/key-wrap.js';
 import { checkKeyMatchesCertificate, loadCertificate, loadPrivateKey } from '../crypto/keys.js';
+import { warnIfNoAddon } from '../io/native.js';
 import { signHex } from '../crypto/signature.js';
 import { BundleError } from '../errors.js';
 import { amibundleBundler, type Manifest } from '../format/manifest.js';
@@ -98,6 +99,7 @@ export async function bundleImage(opts: BundleImageOptions): Promise<BundleResul
   try {
     const plan = await planImage(image, opts.imagePath, opts.sparse);
     if (plan.size === 0) throw new BundleError(`the specified image ${opts.imagePath} is zero sized`);
+    warnIfNoAddon(out, plan.size);
     if (plan.size > EC2_IMAGE_SIZE_LIMIT)
       out.warn(
         `the image is ${plan.size} bytes, over EC2's instance-store root limit of ${EC2_IMAGE_SIZE_LIMIT} bytes (10 GiB): EC2 will refuse to register it`,

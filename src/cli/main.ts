@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import readline from 'node:readline';
 import { AmiError, ExitCode, InterruptedError, UsageError, describeError } from '../errors.js';
+import { printable } from '../printable.js';
 import { compatibleAmiToolsVersion, manifestVersion, toolVersion } from '../version.js';
 import type { RunContext } from './command.js';
 import { formatHelp, parseArgs, type ParsedOptions } from './options.js';
@@ -168,7 +169,7 @@ export async function runCommand(
     if (code === ExitCode.interrupted) line = `${invokedAs} interrupted; partial output removed.`;
     else line = `ERROR: ${line}`;
     if (out.mode === 'json') out.event({ type: 'error', exitCode: code, message: line });
-    process.stderr.write(`${line}\n`);
+    process.stderr.write(`${printable(line)}\n`);
     if (opts?.flag('debug') || argv.includes('--debug')) {
       let cause: unknown = err;
       while (cause instanceof Error) {
@@ -207,6 +208,15 @@ export async function dropInMain(tool: string, argv: readonly string[]): Promise
   const entry = findCommand(tool);
   if (!entry) throw new Error(`no command for ${tool}`);
   return runCommand(entry, argv, tool);
+}
+
+/**
+ * The program by the name it was started under: a drop-in name (`ec2-bundle-vol`, a link made by
+ * `amibundle install-links`) acts as that tool, any other name as `amibundle <command>`.
+ */
+export function mainByName(invokedName: string, argv: readonly string[]): Promise<number> {
+  const entry = findCommand(invokedName);
+  return entry?.tool === invokedName ? dropInMain(invokedName, argv) : amibundleMain(argv);
 }
 
 /**

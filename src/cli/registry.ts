@@ -74,6 +74,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./bench.js')).benchCommand,
   },
   {
+    name: 'install-links',
+    summary: 'Make the ec2-* drop-in names as links in a directory (for the single executable).',
+    load: async () => (await import('./install-links.js')).installLinksCommand,
+  },
+  {
     name: 'ec2-ami-tools-version',
     tool: 'ec2-ami-tools-version',
     summary: "Print the compatible ec2-ami-tools and manifest versions, and amibundle's.",

@@ -1,8 +1,10 @@
 // How a command talks to people and machines. Text mode prints plain lines on stdout (the
 // reference's progress messages) and warnings on stderr; `--json` prints one JSON event per line
 // on stdout instead; `--quiet` keeps only errors. Progress bars (cli-progress) appear only when
-// stdout is a terminal.
+// stdout is a terminal. Every line is escaped (printable.ts): no control character reaches the
+// terminal from a name or message.
 import cliProgress from 'cli-progress';
+import { printable, printableJson } from '../printable.js';
 
 export type OutputMode = 'text' | 'json' | 'quiet';
 
@@ -80,28 +82,30 @@ class StreamReporter implements Reporter {
   info(line: string): void {
     if (this.mode === 'text') {
       this.endProgress();
-      this.stdout.write(`${line}\n`);
+      this.stdout.write(`${printable(line)}\n`);
     } else if (this.mode === 'json') this.event({ type: 'info', message: line });
   }
 
   warn(line: string): void {
     if (this.mode === 'text') {
       this.endProgress();
-      this.stderr.write(`WARNING: ${line}\n`);
+      this.stderr.write(`WARNING: ${printable(line)}\n`);
     } else if (this.mode === 'json') this.event({ type: 'warning', message: line });
   }
 
   debug(line: string): void {
     if (!this.debugEnabled) return;
     this.endProgress();
-    this.stderr.write(`DEBUG: ${line}\n`);
+    this.stderr.write(`DEBUG: ${printable(line)}\n`);
   }
 
   event(e: JsonEvent): void {
     if (this.mode !== 'json') return;
     // Every command's final event carries what the run cost: `amibundle bench` reads it.
     const extra = e.type === 'done' ? { resources: resourcesSoFar() } : {};
-    this.stdout.write(`${JSON.stringify({ ...e, ...extra, time: new Date().toISOString() })}\n`);
+    this.stdout.write(
+      `${printableJson(JSON.stringify({ ...e, ...extra, time: new Date().toISOString() }))}\n`,
+    );
   }
 
   progress(p: ProgressUpdate): void {

@@ -40,8 +40,8 @@ export const verifyCommand: Command = {
     manual: `Checks a bundle without writing the image: the manifest is well-formed and consistent; its
 signature verifies with the public half of -k (the bundler signs with that key pair), or with
 -c CERT when given (needed with --ec2-key, whose key is EC2's, not the signer's), and the output
-says which, or that it was not checked (--no-signature-check, or neither -k nor -c); every part exists and matches its SHA-1 and the parts add up to bundled_size;
-with -k the key and IV unwrap, the stream decrypts (padding), decompresses, holds exactly one
+says which, or that it was not checked (--no-signature-check, or neither -k nor -c); every part
+exists and matches its SHA-1 and the parts add up to bundled_size; with -k the key and IV unwrap, the stream decrypts (padding), decompresses, holds exactly one
 regular file of the manifest's size, and its tar stream's SHA-1 equals the manifest digest.
 The first failing check is named and the exit code is 254.`,
   },

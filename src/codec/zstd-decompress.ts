@@ -5,10 +5,10 @@
 // credits, which the reader returns as it takes output, so memory stays bounded. Buffers the reader
 // hands back with release() are reused by the worker (fresh memory costs page faults per 4 KiB).
 
-import { createRequire } from 'node:module';
 import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { BundleError } from '../errors.js';
+import { zstdBinding } from './zstd-binding.js';
 
 const HINT = 'the bundle is damaged or was not made by amibundle with zstd; bundle the image again';
 /** Bytes per output buffer and per input batch. */
@@ -79,8 +79,6 @@ parentPort.on('message', (m) => {
 });
 `;
 
-const bindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding.js');
-
 /** Duplex stream: zstd frames in, their content out; truncation, garbage and bad checksums are errors. */
 export class ZstdDecompressor extends Duplex {
   private readonly worker: Worker;
@@ -100,7 +98,8 @@ export class ZstdDecompressor extends Duplex {
     super({ readableHighWaterMark: ZSTD_OUTPUT_CHUNK, writableHighWaterMark: 64 * 1024 });
     this.worker = new Worker(WORKER, {
       eval: true,
-      workerData: { binding: bindingPath, chunk: ZSTD_OUTPUT_CHUNK, credits: ZSTD_OUTPUT_CREDITS },
+      // The worker requires the binding itself; loading it here first turns its absence into one line.
+      workerData: { binding: zstdBinding().file, chunk: ZSTD_OUTPUT_CHUNK, credits: ZSTD_OUTPUT_CREDITS },
     });
     this.worker.on('message', (message: FromWorker) => this.onMessage(message));
     this.worker.on('error', (error) => this.destroy(error));

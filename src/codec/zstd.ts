@@ -1,10 +1,11 @@
 // Streaming zstd compression over zstd-napi's native context, with real back-pressure: output leaves
 // in pieces of at most 64 KiB (the AES stage after it is fastest so) and the native call loop pauses
 // while the reader is full. Decompression runs on a worker thread: zstd-decompress.ts.
+// zstd-napi's binding is loaded on first use (zstd-binding.ts): gzip bundles never need it.
 
 import os from 'node:os';
 import { Duplex } from 'node:stream';
-import binding from 'zstd-napi/binding.js';
+import { zstdBinding } from './zstd-binding.js';
 
 export const ZSTD_DEFAULT_LEVEL = 3;
 export const ZSTD_MAX_LEVEL = 19;
@@ -29,7 +30,8 @@ interface Job {
  * stops while the reader does not want more output.
  */
 export class ZstdCompressor extends Duplex {
-  private readonly cctx = new binding.CCtx();
+  private readonly binding = zstdBinding().binding;
+  private readonly cctx = new this.binding.CCtx();
   private job: Job | undefined;
   private wantsData = false;
   private running = false;
@@ -43,9 +45,9 @@ export class ZstdCompressor extends Duplex {
     if (!Number.isInteger(threads) || threads < 1) {
       throw new RangeError(`zstd threads must be a positive integer (got ${threads})`);
     }
-    this.cctx.setParameter(binding.CParameter.compressionLevel, level);
-    this.cctx.setParameter(binding.CParameter.checksumFlag, 1);
-    this.cctx.setParameter(binding.CParameter.nbWorkers, threads);
+    this.cctx.setParameter(this.binding.CParameter.compressionLevel, level);
+    this.cctx.setParameter(this.binding.CParameter.checksumFlag, 1);
+    this.cctx.setParameter(this.binding.CParameter.nbWorkers, threads);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -108,7 +110,7 @@ export class ZstdCompressor extends Duplex {
     const [remaining, produced, consumed] = this.cctx.compressStream2(
       out,
       input,
-      end ? binding.EndDirective.end : binding.EndDirective.continue,
+      end ? this.binding.EndDirective.end : this.binding.EndDirective.continue,
     );
     // Mid-stream a job is complete once its input is taken; at the end, once zstd has nothing left.
     const complete = end ? remaining === 0 : consumed === input.length;

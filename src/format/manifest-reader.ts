@@ -7,6 +7,7 @@ import { BundleError, describeError } from '../errors.js';
 import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
 import { signedLayout, type ElementRange } from './manifest-layout.js';
 import { isPartName, manifestBase } from './part-name.js';
+import { CONTROL_CHARACTERS } from '../printable.js';
 
 export interface ParsedManifest {
   readonly manifest: Manifest;
@@ -162,6 +163,22 @@ function parseParts(partsNode: unknown): ManifestPart[] {
 }
 
 /**
+ * Refuses any string of the manifest holding a control character (C0, DEL, C1): names reach
+ * file systems, S3 keys and terminals, and no value needs one. `where` names the field.
+ */
+function checkStrings(value: unknown, where: string): void {
+  if (typeof value === 'string') {
+    const m = CONTROL_CHARACTERS.exec(value);
+    if (m)
+      throw new BundleError(
+        `invalid manifest: ${where} holds the control character U+${m[0].codePointAt(0)!.toString(16).padStart(4, '0').toUpperCase()}`,
+      );
+  } else if (Array.isArray(value)) value.forEach((v, i) => checkStrings(v, `${where}[${i}]`));
+  else if (value !== null && typeof value === 'object')
+    for (const [k, v] of Object.entries(value)) checkStrings(v, where === '' ? k : `${where}.${k}`);
+}
+
+/**
  * @param fileName the manifest's file or object name, when known: NAME.manifest.xml lets parts
  *   be named NAME.part.N as well as after the manifest's `<name>`.
  */
@@ -176,6 +193,12 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
     throw new BundleError('manifest contains a DTD or entity declaration; refusing to read it');
   if (!/^\s*<\?xml|^\s*</.test(doc))
     throw new BundleError('manifest is not XML (an encrypted legacy manifest? decrypt it first)');
+  // Raw control characters anywhere (XML allows only TAB, LF and CR, between elements).
+  const raw0 = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/.exec(doc);
+  if (raw0)
+    throw new BundleError(
+      `manifest holds the control character U+${raw0[0].codePointAt(0)!.toString(16).padStart(4, '0').toUpperCase()}`,
+    );
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
     throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
@@ -266,6 +289,7 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
     throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
   if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')
     throw new BundleError(`manifest key algorithm '${manifest.image.keyAlgorithm}' is not AES-128-CBC`);
+  checkStrings(manifest, '');
   checkPartNames(manifest.image.parts, manifest.image.name, fileName);
   return { manifest, raw, signedData: layout.signedData };
 }

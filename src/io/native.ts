@@ -1,7 +1,12 @@
-// Loads the optional N-API addon (native/amibundle_native.c) built by `npm install`; callers get
-// `undefined` when it is missing or disabled with AMIBUNDLE_NO_NATIVE=1 and use their TypeScript fallback.
+// Loads the optional N-API addon (native/amibundle_native.c); callers get `undefined` when it is
+// missing or disabled with AMIBUNDLE_NO_NATIVE=1 and use their TypeScript fallback. Where it comes
+// from, first found wins: the copy the single executable carries (registered by its entry), the
+// prebuilt the package ships for linux-x64 glibc (made by `npm pack`, so no compiler is needed
+// there), then the one `npm install` compiled from source (other platforms, or a clone).
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type { Reporter } from '../cli/reporter.js';
 
 export interface NativeAddon {
   /** Data regions by lseek(SEEK_DATA/SEEK_HOLE), flat: [off0, len0, off1, len1, ...], clipped to size.
@@ -48,14 +53,18 @@ export interface NativeAddon {
 
 export interface AddonLoad {
   readonly addon?: NativeAddon;
+  /** The file it was loaded from. */
+  readonly file?: string;
   /** Why it did not load, for debug output. */
   readonly error?: string;
 }
 
-// Same relative path from src/io/native.ts (tests) and dist/io/native.js (the installed CLI).
-const ADDON_URL = new URL('../../native/build/Release/amibundle_native.node', import.meta.url);
+// Same relative paths from src/io/native.ts (tests) and dist/io/native.js (the installed CLI).
+const PREBUILT_URL = new URL('../../prebuilds/linux-x64/amibundle.node', import.meta.url);
+const BUILT_URL = new URL('../../native/build/Release/amibundle_native.node', import.meta.url);
 
 let loaded: AddonLoad | undefined;
+let registered: AddonLoad | undefined;
 
 function isAddon(m: unknown): m is NativeAddon {
   if (typeof m !== 'object' || m === null) return false;
@@ -63,18 +72,43 @@ function isAddon(m: unknown): m is NativeAddon {
   return typeof r.dataExtents === 'function' && typeof r.zeroBlocks === 'function';
 }
 
+/** The prebuilt is linked against glibc on x86-64 Linux; elsewhere only a source build can work. */
+export function prebuiltFits(): boolean {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return false;
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)
+    ?.header;
+  return header?.glibcVersionRuntime !== undefined;
+}
+
+/** The addon files to try, in order. */
+export function addonCandidates(): string[] {
+  const files = [fileURLToPath(BUILT_URL)];
+  if (prebuiltFits()) files.unshift(fileURLToPath(PREBUILT_URL));
+  return files;
+}
+
+/** The single executable hands over the addon it loaded from its own asset (or why it could not). */
+export function registerAddon(mod: unknown, file: string): void {
+  registered = isAddon(mod) ? { addon: mod, file } : { error: `${file}: not the amibundle addon` };
+  loaded = undefined;
+}
+
 /** Loads the addon file once, whatever AMIBUNDLE_NO_NATIVE says (tests use it to see the build worked). */
 export function loadAddon(): AddonLoad {
   if (loaded) return loaded;
-  try {
-    const mod: unknown = createRequire(import.meta.url)(fileURLToPath(ADDON_URL));
-    loaded = isAddon(mod) ? { addon: mod } : { error: 'addon lacks dataExtents/zeroBlocks' };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    loaded = {
-      error: code === 'MODULE_NOT_FOUND' ? 'not built' : err instanceof Error ? err.message : String(err),
-    };
+  if (registered) return (loaded = registered);
+  const errors: string[] = [];
+  for (const file of addonCandidates()) {
+    if (!fs.existsSync(file)) continue;
+    try {
+      const mod: unknown = createRequire(import.meta.url)(file);
+      if (isAddon(mod)) return (loaded = { addon: mod, file });
+      errors.push(`${file}: addon lacks dataExtents/zeroBlocks`);
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+    }
   }
+  loaded = { error: errors.length > 0 ? errors.join('; ') : 'not built' };
   return loaded;
 }
 
@@ -82,4 +116,22 @@ export function loadAddon(): AddonLoad {
 export function nativeAddon(): NativeAddon | undefined {
   if (process.env.AMIBUNDLE_NO_NATIVE === '1') return undefined;
   return loadAddon().addon;
+}
+
+/** From this size on, running on the fallbacks costs minutes, not seconds. */
+export const SLOW_JOB_BYTES = 1024 ** 3;
+let slowWarned = false;
+
+/**
+ * One warning line per run when a job of `bytes` (an image to bundle or restore) runs without the
+ * addon: the result is the same, only several times slower, and `doctor` is not what people run.
+ */
+export function warnIfNoAddon(out: Reporter, bytes: number): void {
+  if (slowWarned || bytes < SLOW_JOB_BYTES || nativeAddon() !== undefined) return;
+  slowWarned = true;
+  const why =
+    process.env.AMIBUNDLE_NO_NATIVE === '1' ? 'AMIBUNDLE_NO_NATIVE=1' : (loadAddon().error ?? 'not loaded');
+  out.warn(
+    `running without amibundle's native addon (${why}): this ${(bytes / 1024 ** 3).toFixed(1)} GiB job uses the TypeScript and zlib fallbacks, several times slower; 'amibundle doctor' says how to fix it`,
+  );
 }

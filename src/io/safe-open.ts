@@ -19,7 +19,7 @@ export function kindOf(st: fs.Stats): string {
   return 'not a regular file';
 }
 
-function notRegular(what: string, file: string, kind: string): BundleError {
+export function notRegular(what: string, file: string, kind: string): BundleError {
   return new BundleError(
     `${what} ${file} is ${kind}, not a regular file: refusing to read it`,
     `${what}s must be regular files (copy the file itself into place, not a link)`,
@@ -71,6 +71,18 @@ export async function openRegular(
   } catch (err) {
     await handle.close();
     throw err;
+  }
+}
+
+/** The whole of a regular file (openRegular's checks), read from the descriptor that was checked. */
+export async function readRegular(file: string, what: string, maxBytes: number): Promise<Buffer> {
+  const { handle, size } = await openRegular(file, what, maxBytes);
+  try {
+    const data = await handle.readFile();
+    if (data.length !== size) throw new BundleError(`${what} ${file} changed size while being read`);
+    return data;
+  } finally {
+    await handle.close();
   }
 }
 

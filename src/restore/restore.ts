@@ -3,6 +3,8 @@
 // the digest, sizes and the signature (checked first, by default) all check out. Without a destination it is
 // `verify`: every check, nothing written.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { silentReporter } from '../cli/reporter.js';
@@ -10,6 +12,7 @@ import { AES_SLICE } from '../codec/aes-cbc.js';
 import { chunkReleaser, createDecompressor } from '../codec/compression.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { createAsyncSha1, sha1Hex } from '../io/async-sha1.js';
+import { warnIfNoAddon } from '../io/native.js';
 import { aesMaterial, createUnwrapper } from '../crypto/key-wrap.js';
 import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
 import { verifyHex } from '../crypto/signature.js';
@@ -230,7 +233,17 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
       `the manifest's bundled_size ${m.image.bundledSize} is not a multiple of the AES block`,
     );
 
+  if (opts.destination !== undefined) {
+    // Checked again at the rename; refusing here spares a whole restore that could not land.
+    const target = path.join(opts.destination, m.image.name);
+    if ((await fs.promises.lstat(target).catch(() => undefined))?.isDirectory())
+      throw new BundleError(
+        `${target} is a directory; the image cannot replace it`,
+        'move it away or choose another destination (-d)',
+      );
+  }
   if (opts.destination !== undefined) sweepStaleTemps(opts.destination, m.image.name, out);
+  warnIfNoAddon(out, m.image.size);
   const decompressor = createDecompressor(m.image.compression ?? 'gzip');
   const sink = new UntarSink(opts.destination, m.image, chunkReleaser(decompressor), opts.format);
   let done = 0;

@@ -7,6 +7,7 @@ import type { Reporter } from '../cli/reporter.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
 import { DamagedDownload, sha1Hex } from './bucket.js';
 import { parseNamed } from '../io/manifest-file.js';
+import { readRegular } from '../io/safe-open.js';
 import { ownedTempPath, sweepStaleTemps, trackTemp, untrackTemp } from '../io/owned-temp.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { orderedParts } from './bundle-parts.js';
@@ -51,9 +52,8 @@ export async function writeFileAtomic(file: string, data: Buffer): Promise<void>
 
 async function intactOnDisk(file: string, sha1: string): Promise<boolean> {
   try {
-    const st = await fs.promises.stat(file);
-    if (!st.isFile() || st.size > MAX_PART_BYTES) return false;
-    return sha1Hex(await fs.promises.readFile(file)) === sha1;
+    // A link or FIFO under a part's name is never followed: it is replaced by the download.
+    return sha1Hex(await readRegular(file, 'part file', MAX_PART_BYTES)) === sha1;
   } catch {
     return false;
   }

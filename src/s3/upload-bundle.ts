@@ -7,6 +7,7 @@ import { BundleError, MissingFileError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
 import { md5Base64, md5Base64ToHex, sha1Hex } from './bucket.js';
 import { readManifestFile } from '../io/manifest-file.js';
+import { kindOf, notRegular, readRegular } from '../io/safe-open.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { commonPrefix, orderedParts } from './bundle-parts.js';
 import type { CannedAcl, S3ConnectionConfig } from './connection.js';
@@ -51,8 +52,8 @@ function statParts(parts: readonly ManifestPart[], dir: string): LocalPart[] {
   for (const part of parts) {
     const file = path.join(dir, part.filename);
     try {
-      const st = fs.statSync(file);
-      if (!st.isFile()) throw new Error('not a file');
+      const st = fs.lstatSync(file);
+      if (!st.isFile()) throw notRegular('part file', file, kindOf(st));
       if (st.size > MAX_PART_BYTES)
         throw new BundleError(`part ${file} is ${st.size} bytes; bundle parts are at most 10 MiB`);
       found.push({ part, file, size: st.size });
@@ -112,7 +113,7 @@ export async function uploadBundle(opts: UploadBundleOptions): Promise<UploadBun
           bytesDone += size;
           return;
         }
-        const data = await fs.promises.readFile(file);
+        const data = await readRegular(file, 'part file', MAX_PART_BYTES);
         const sha1 = sha1Hex(data);
         if (sha1 !== part.digest)
           throw new BundleError(

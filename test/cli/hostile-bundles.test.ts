@@ -294,3 +294,65 @@ describe('names come from the signed manifest only', () => {
     ]);
   });
 });
+
+describe('control characters never reach the terminal', () => {
+  const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+  for (const [label, from, to] of [
+    ['ESC and BEL in the image name', '<name>img</name>', '<name>img\u001b[31m\u0007</name>'],
+    [
+      'ESC and BEL in a part name',
+      '<filename>img.part.0</filename>',
+      '<filename>img.part.0\u001b]0;x\u0007</filename>',
+    ],
+  ] as const)
+    it(`${label}: refused by unbundle and verify, one escaped line`, async () => {
+      const work = fs.mkdtempSync(path.join(tmp.dir, 'ctl-'));
+      const manifest = craftBundle(work, 'img', good, { editManifest: (xml) => xml.replace(from, to) });
+      expect(fs.readFileSync(manifest, 'utf8')).toContain('\u001b');
+      for (const args of [
+        ['ec2-unbundle', '-m', manifest, '-k', path.join(keysDir, 'user-key.pem'), '-s', work, '-d', work],
+        ['amibundle', 'verify', '-m', manifest],
+      ]) {
+        const r = await runCli(args[0]!, args.slice(1));
+        expect(r.code).toBe(254);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(/holds the control character U\+001B/);
+        expect(r.stderr + r.stdout).not.toMatch(RAW);
+      }
+    });
+
+  it('a file name with ESC and BEL from the command line is printed escaped', async () => {
+    const missing = path.join(tmp.dir, 'no\u001b[2Jsuch\u0007.manifest.xml');
+    const r = await runCli('amibundle', ['verify', '-m', missing]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toMatch(RAW);
+    expect(r.stderr).toContain('no\\x1b[2Jsuch\\x07.manifest.xml');
+  });
+});
+
+describe('an existing DEST/NAME directory', () => {
+  it('is refused before any work, and left alone', async () => {
+    const work = fs.mkdtempSync(path.join(tmp.dir, 'dir-'));
+    const bundle = path.join(work, 'bundle');
+    const dest = path.join(work, 'dest');
+    fs.mkdirSync(bundle);
+    fs.mkdirSync(path.join(dest, 'img'), { recursive: true });
+    fs.writeFileSync(path.join(dest, 'img', 'keep'), 'x');
+    const manifest = craftBundle(bundle, 'img', good);
+    const r = await runCli('ec2-unbundle', [
+      '-m',
+      manifest,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '-s',
+      bundle,
+      '-d',
+      dest,
+    ]);
+    expect(r.code).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/img is a directory; the image cannot replace it/);
+    expect(fs.readdirSync(dest)).toEqual(['img']);
+    expect(fs.readdirSync(path.join(dest, 'img'))).toEqual(['keep']);
+  });
+});

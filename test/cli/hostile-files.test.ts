@@ -115,4 +115,25 @@ describe('non-regular bundle files', () => {
       'elsewhere',
     ]);
   });
+
+  it('upload-bundle refuses a symlinked part before sending anything, and prints no SHA-1 of its target', async () => {
+    const outside = path.join(tmp.dir, 'secret-upload');
+    fs.writeFileSync(outside, 'not a part\n');
+    const dir = variant('link-upload', (b) => {
+      fs.rmSync(path.join(b, 'img.part.0'));
+      fs.symlinkSync(outside, path.join(b, 'img.part.0'));
+    });
+    const r = await runCli(
+      'ec2-upload-bundle',
+      [
+        ...['-b', 'bucket', '-m', path.join(dir, 'bundle', 'img.manifest.xml')],
+        ...['--url', 'http://127.0.0.1:9', '-a', 'AK', '-s', 'SK'],
+      ],
+      { timeoutMs: 20_000 },
+    );
+    expect(r.code, r.stderr).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/part file .*img\.part\.0 is a symbolic link, not a regular file/);
+    expect(r.stdout + r.stderr).not.toContain(sha1(fs.readFileSync(outside)));
+  });
 });

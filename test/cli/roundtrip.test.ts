@@ -91,7 +91,7 @@ describe('round trips', () => {
 });
 
 describe('interruption', () => {
-  it('Ctrl-C during bundling exits 255 and leaves the destination empty', async () => {
+  it('Ctrl-C during bundling exits 255 (130 after the grace period) and leaves the destination empty', async () => {
     const image = path.join(tmp.dir, 'big-random.img');
     const fd = fs.openSync(image, 'w');
     const chunk = crypto.randomBytes(8 * 1024 * 1024);
@@ -122,7 +122,8 @@ describe('interruption', () => {
       await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    expect(code).toBe(255);
+    // 255 when clean-up finishes at once; 130 when it ran past the 1.5 s grace (a loaded machine).
+    expect([255, 130]).toContain(code);
     expect(stderr).toContain('interrupted');
     expect(fs.readdirSync(dest)).toEqual([]);
   });

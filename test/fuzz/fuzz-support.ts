@@ -35,18 +35,19 @@ export function params(fallback: number): fc.Parameters<unknown> {
  * off at the deadline, synchronous work is measured when it returns (a hang is caught by the test
  * timeout).
  */
-export async function bounded<T>(what: string, work: () => Promise<T> | T): Promise<T> {
+export async function bounded<T>(
+  what: string,
+  work: () => Promise<T> | T,
+  deadlineMs = DEADLINE_MS,
+): Promise<T> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: one input took over ${DEADLINE_MS} ms`)),
-      DEADLINE_MS,
-    );
+    timer = setTimeout(() => reject(new Error(`${what}: one input took over ${deadlineMs} ms`)), deadlineMs);
   });
   const overtime = (): void => {
     const took = performance.now() - started;
-    if (took > DEADLINE_MS) throw new Error(`${what}: one input took ${Math.round(took)} ms`);
+    if (took > deadlineMs) throw new Error(`${what}: one input took ${Math.round(took)} ms`);
   };
   try {
     const value = await Promise.race([Promise.resolve().then(work), deadline]);
@@ -66,9 +67,13 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; error: BundleErro
  * The outcome of `work` on one input, within the deadline; any failure that is not a BundleError
  * (a TypeError, a RangeError, a raw zlib error, the deadline) fails the property.
  */
-export async function outcome<T>(what: string, work: () => Promise<T> | T): Promise<Outcome<T>> {
+export async function outcome<T>(
+  what: string,
+  work: () => Promise<T> | T,
+  deadlineMs = DEADLINE_MS,
+): Promise<Outcome<T>> {
   try {
-    return { ok: true, value: await bounded(what, work) };
+    return { ok: true, value: await bounded(what, work, deadlineMs) };
   } catch (error) {
     if (error instanceof BundleError) {
       // Messages may quote untrusted text; escaping it for the terminal is the printer's job.

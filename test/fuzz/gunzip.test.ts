@@ -88,7 +88,7 @@ function gzipTool(data: Buffer, level: number): Buffer {
 }
 
 describe.each(readers)('%s gunzip', (which) => {
-  const n = runs(30);
+  const n = runs(20);
   it(
     'valid streams (gzip, zlib, our parallel gzip) read back exactly',
     async () => {

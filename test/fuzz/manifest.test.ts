@@ -6,7 +6,15 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkPartFileName, parseManifest } from '../../src/format/manifest-reader.js';
-import { PART_SIZE, partCount, partName, partSuffixWidth } from '../../src/format/part-name.js';
+import {
+  PART_SIZE,
+  isPartName,
+  manifestBase,
+  manifestName,
+  partCount,
+  partName,
+  partSuffixWidth,
+} from '../../src/format/part-name.js';
 import { bundledCases } from '../support/fixtures.js';
 import {
   labelled,
@@ -22,6 +30,9 @@ import {
 // The readers under test, called through one line each so a change of signature is one edit here.
 const readManifest = (raw: Buffer) => parseManifest(raw);
 const checkPartName = (name: string) => checkPartFileName(name);
+const isPartOf = (file: string, base: string, index: number, count: number) =>
+  isPartName(file, base, index, count);
+const baseOfManifest = (file: string) => manifestBase(file);
 
 let box: { done: () => void };
 beforeAll(() => {
@@ -228,6 +239,65 @@ describe('part names', () => {
     },
     timeoutFor(runs(200)),
   );
+
+  it(
+    'a file is part I of NAME only as NAME.part.I (unpadded, 2 digits or count-padded), whatever it is',
+    async () => {
+      const base = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$/);
+      const target = fc
+        .integer({ min: 1, max: 5000 })
+        .chain((count) => fc.record({ count: fc.constant(count), index: fc.nat({ max: count - 1 }) }));
+      const file = (b: string, index: number, count: number) =>
+        fc.oneof(
+          fc.constant(partName(b, index, count)),
+          fc.constant(`${b}.part.${index}`),
+          fc.string({ maxLength: 40 }),
+          fc
+            .tuple(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 }))
+            .map(([a, z]) => `${a}${partName(b, index, count)}${z}`),
+          fc.stringMatching(/^[0-9+ -]{0,8}$/).map((n) => `${b}.part.${n}`),
+        );
+      await fc.assert(
+        fc.asyncProperty(
+          base.chain((b) =>
+            target.chain(({ count, index }) =>
+              fc.record({
+                b: fc.constant(b),
+                count: fc.constant(count),
+                index: fc.constant(index),
+                f: file(b, index, count),
+              }),
+            ),
+          ),
+          async ({ b, count, index, f }) => {
+            const r = await outcome('isPartName', () => isPartOf(f, b, index, count));
+            if (!r.ok || !r.value) return;
+            const forms = [
+              String(index),
+              String(index).padStart(2, '0'),
+              String(index).padStart(partSuffixWidth(count), '0'),
+            ];
+            expect(forms.map((n) => `${b}.part.${n}`)).toContain(f);
+          },
+        ),
+        params(runs(300)),
+      );
+    },
+    timeoutFor(runs(300)),
+  );
+
+  it('NAME.manifest.xml gives back NAME; anything else gives nothing or its own prefix', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 40 }), fc.boolean(), async (s, asManifest) => {
+        const file = asManifest ? manifestName(s) : s;
+        const r = await outcome('manifestBase', () => baseOfManifest(file));
+        if (!r.ok) return;
+        if (asManifest && s !== '') expect(r.value).toBe(s);
+        if (r.value !== undefined) expect(manifestName(r.value)).toBe(file);
+      }),
+      params(runs(300)),
+    );
+  });
 
   it('part counts cover the bundled size with no empty last part', async () => {
     await fc.assert(

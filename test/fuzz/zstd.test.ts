@@ -69,7 +69,7 @@ async function ours(data: Buffer, level: number): Promise<Buffer> {
 }
 
 describe('zstd reader', () => {
-  const n = runs(20);
+  const n = runs(12);
   it(
     'valid streams (the zstd tool, our compressor) read back exactly',
     async () => {
@@ -97,7 +97,7 @@ describe('zstd reader', () => {
     ['our compressor', () => ours(Buffer.from('sector '.repeat(20_000)), 3)],
   ];
   for (const [label, seed] of seeds) {
-    const m = runs(30);
+    const m = runs(20);
     it(
       `mutated streams of ${label}: a BundleError, or what the zstd tool reads`,
       async () => {
@@ -115,7 +115,7 @@ describe('zstd reader', () => {
     );
   }
 
-  const r = runs(30);
+  const r = runs(20);
   it(
     'random bytes, with and without a zstd magic',
     async () => {

@@ -112,3 +112,32 @@ describe('part names not of the bundle are refused before any part request', () 
     expect(keys).toContain('authorized_keys');
   });
 });
+
+describe('control characters in names reach no terminal, the delete prompt included', () => {
+  it('a local manifest file named with ESC and BEL: the list and the prompt are escaped', async () => {
+    const dir = path.join(work.dir, 'ctl');
+    fs.mkdirSync(dir);
+    const local = path.join(dir, 'multipart.img\u001b[2J\u0007.manifest.xml');
+    fs.copyFileSync(fixtureManifest, local);
+    const keys = await before();
+    const r = await runCli('ec2-delete-bundle', [
+      '-b',
+      `${bucket}/pre\u001b]0;t\u0007fix`,
+      '-m',
+      local,
+      '--url',
+      gw.endpoint,
+      '-a',
+      gw.accessKey,
+      '-s',
+      gw.secretKey,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Nothing deleted.');
+    const all = r.stdout + r.stderr;
+    expect(all).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect(r.stdout).toContain('   - multipart.img\\x1b[2J\\x07.manifest.xml');
+    expect(r.stderr).toMatch(/objects will be deleted from s3:\/\/names\/pre\\x1b\]0;t\\x07fix/);
+    expect(await before()).toEqual(keys);
+  });
+});

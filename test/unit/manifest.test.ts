@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { aesMaterial, createUnwrapper } from '../../src/crypto/key-wrap.js';
 import { loadCertificate, loadPrivateKey } from '../../src/crypto/keys.js';
 import { verifyHex } from '../../src/crypto/signature.js';
+import { manifestLayout } from '../../src/format/manifest-layout.js';
 import { parseManifest } from '../../src/format/manifest-reader.js';
 import { serializeSigned, serializeUnsigned, signedBytes } from '../../src/format/manifest-writer.js';
 import { wrappingAttack } from '../support/craft-bundle.js';
@@ -122,5 +123,24 @@ describe('the signed nodes are the used nodes (signature wrapping refused)', () 
   it('the fixture itself still verifies over its own nodes', () => {
     const p = parseManifest(victim);
     expect(verifyHex(cert.publicKey, p.signedData, p.manifest.signature!)).toBe(true);
+  });
+});
+
+describe('manifestLayout', () => {
+  it("finds the root's direct children by their own byte ranges", () => {
+    const doc = Buffer.from(
+      `<?xml version='1.0'?><!-- <image>x</image> --><manifest><a x='>'><image>in</image></a><b/>é<image k="</image>">ok</image></manifest>`,
+    );
+    const l = manifestLayout(doc);
+    expect(l.rootName).toBe('manifest');
+    expect(l.children.map((c) => [c.name, doc.toString('utf8', c.start, c.end)])).toEqual([
+      ['a', "<a x='>'><image>in</image></a>"],
+      ['b', '<b/>'],
+      ['image', '<image k="</image>">ok</image>'],
+    ]);
+    expect([...l.deeperNames]).toEqual(['image']);
+  });
+  it('refuses a second root element', () => {
+    expect(() => manifestLayout(Buffer.from('<manifest/><manifest/>'))).toThrow(/more than one root/);
   });
 });

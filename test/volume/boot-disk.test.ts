@@ -309,6 +309,30 @@ describe.skipIf(!isRoot)('bundle-vol -P mbr / -P gpt: GRUB 2 disk images', () =>
     });
   });
 
+  it('-v DIR on a host without grub-install is refused, naming the package, before any work', async () => {
+    // This host's programs minus GRUB's, so the tree's grub-install would be the only one.
+    const bin = scratch.path('path-without-grub');
+    fs.mkdirSync(bin);
+    for (const dir of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'])
+      for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+        if (!name.startsWith('grub') && !fs.existsSync(path.join(bin, name)))
+          fs.symlinkSync(path.join(dir, name), path.join(bin, name));
+    const tree = scratch.path('system-no-host-grub');
+    systemTree(tree, true);
+    const r = await runCli(
+      'ec2-bundle-vol',
+      ['--clone-only', '--batch', '-v', tree, '-d', dest, '-p', 'nohostgrub.img', '-P', 'mbr'],
+      { env: { ...env, PATH: bin } },
+    );
+    expect(r.code, r.stdout).toBe(254);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /this host has no grub-install.*never run.*install grub2-common and grub-pc-bin/,
+    );
+    expect(fs.existsSync(path.join(dest, 'nohostgrub.img'))).toBe(false);
+    expect(fs.existsSync(path.join(tree, 'tree-program-ran'))).toBe(false);
+  });
+
   it('a -v DIR tree without GRUB gets the host’s modules; one without a kernel is refused before any work', async () => {
     const noGrub = scratch.path('no-grub');
     fs.mkdirSync(path.join(noGrub, 'boot'), { recursive: true });
