@@ -7,9 +7,9 @@
 // each refcount is 1 and every L1/L2 entry carries the "refcount is one" flag. Memory: the L1
 // table (8 bytes per 512 MiB) and one L2 table. Virtual size: the image's, rounded up to a sector.
 import type { TarMember } from '../format/tar-reader.js';
-import { UnitCutter } from './clusters.js';
-import { roundUp, SECTOR, type ImageSink } from './image-sink.js';
+import { roundUp, SECTOR } from './image-sink.js';
 import { OutputFile } from './output-file.js';
+import { UnitSink } from './unit-sink.js';
 
 const CLUSTER_BITS = 16;
 const CLUSTER = 1 << CLUSTER_BITS;
@@ -22,9 +22,7 @@ const HEADER_LENGTH = 104;
 /** Bit 63 of L1/L2 entries: the cluster's refcount is exactly one. */
 const COPIED = 1n << 63n;
 
-export class Qcow2Sink implements ImageSink {
-  private readonly file: OutputFile;
-  private readonly cutter: UnitCutter;
+export class Qcow2Sink extends UnitSink {
   private readonly virtualSize: number;
   private readonly l1: BigUint64Array;
   private readonly l1Clusters: number;
@@ -38,35 +36,16 @@ export class Qcow2Sink implements ImageSink {
     private readonly member: TarMember,
   ) {
     // QEMU sizes images in whole sectors: round up (the tail reads as zeros).
-    this.virtualSize = roundUp(member.size, SECTOR);
-    const l1Size = Math.ceil(this.virtualSize / (CLUSTER * L2_ENTRIES));
+    const virtualSize = roundUp(member.size, SECTOR);
+    const l1Size = Math.ceil(virtualSize / (CLUSTER * L2_ENTRIES));
+    const l1Clusters = Math.ceil((l1Size * 8) / CLUSTER);
+    super(new OutputFile(finalPath, (1 + l1Clusters) * CLUSTER), CLUSTER);
+    this.virtualSize = virtualSize;
     this.l1 = new BigUint64Array(l1Size);
-    this.l1Clusters = Math.ceil((l1Size * 8) / CLUSTER);
-    this.file = new OutputFile(finalPath, (1 + this.l1Clusters) * CLUSTER);
-    this.cutter = new UnitCutter(CLUSTER, (index, data) => this.cluster(index, data));
+    this.l1Clusters = l1Clusters;
   }
 
-  get path(): string {
-    return this.file.finalPath;
-  }
-
-  get bytesWritten(): number {
-    return this.file.bytesWritten;
-  }
-
-  get replaced(): string | undefined {
-    return this.file.replaced;
-  }
-
-  open(): Promise<void> {
-    return this.file.open();
-  }
-
-  write(offset: number, chunk: Buffer): Promise<void> {
-    return this.cutter.write(offset, chunk);
-  }
-
-  private async cluster(index: number, data: Buffer): Promise<void> {
+  protected async unit(index: number, data: Buffer): Promise<void> {
     const l1Index = Math.floor(index / L2_ENTRIES);
     if (l1Index !== this.l2Index) await this.closeL2(l1Index);
     this.l2[index % L2_ENTRIES] = BigInt(this.file.position) | COPIED;

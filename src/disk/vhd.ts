@@ -15,9 +15,9 @@ import crypto from 'node:crypto';
 import { BundleError } from '../errors.js';
 import type { TarMember } from '../format/tar-reader.js';
 import { ImageWriter } from '../restore/image-writer.js';
-import { UnitCutter } from './clusters.js';
 import { roundUp, SECTOR, type ImageSink } from './image-sink.js';
 import { OutputFile } from './output-file.js';
+import { UnitSink } from './unit-sink.js';
 
 const BLOCK = 2 * 1024 * 1024;
 const BITMAP = roundUp(BLOCK / SECTOR / 8, SECTOR);
@@ -161,9 +161,7 @@ export class VhdFixedSink implements ImageSink {
 }
 
 /** `--format vhd`: a dynamic VHD. */
-export class VhdDynamicSink implements ImageSink {
-  private readonly file: OutputFile;
-  private readonly cutter: UnitCutter;
+export class VhdDynamicSink extends UnitSink {
   private readonly disk: { bytes: number; geometry: Geometry };
   private readonly bat: Uint32Array;
   private readonly bitmap = Buffer.alloc(BITMAP, 0xff);
@@ -172,33 +170,14 @@ export class VhdDynamicSink implements ImageSink {
     finalPath: string,
     private readonly member: TarMember,
   ) {
-    this.disk = vhdSize(member.size);
-    this.bat = new Uint32Array(Math.ceil(this.disk.bytes / BLOCK)).fill(UNUSED);
-    this.file = new OutputFile(finalPath, BAT_OFFSET + roundUp(this.bat.length * 4, SECTOR));
-    this.cutter = new UnitCutter(BLOCK, (index, data) => this.block(index, data));
+    const disk = vhdSize(member.size);
+    const blocks = Math.ceil(disk.bytes / BLOCK);
+    super(new OutputFile(finalPath, BAT_OFFSET + roundUp(blocks * 4, SECTOR)), BLOCK);
+    this.disk = disk;
+    this.bat = new Uint32Array(blocks).fill(UNUSED);
   }
 
-  get path(): string {
-    return this.file.finalPath;
-  }
-
-  get bytesWritten(): number {
-    return this.file.bytesWritten;
-  }
-
-  get replaced(): string | undefined {
-    return this.file.replaced;
-  }
-
-  open(): Promise<void> {
-    return this.file.open();
-  }
-
-  write(offset: number, chunk: Buffer): Promise<void> {
-    return this.cutter.write(offset, chunk);
-  }
-
-  private async block(index: number, data: Buffer): Promise<void> {
+  protected async unit(index: number, data: Buffer): Promise<void> {
     this.bat[index] = this.file.position / SECTOR;
     await this.file.append(this.bitmap);
     await this.file.append(data);

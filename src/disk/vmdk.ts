@@ -15,9 +15,9 @@ import zlib from 'node:zlib';
 import { BundleError } from '../errors.js';
 import type { TarMember } from '../format/tar-reader.js';
 import { nativeAddon } from '../io/native.js';
-import { UnitCutter } from './clusters.js';
-import { roundUp, SECTOR, type ImageSink } from './image-sink.js';
+import { roundUp, SECTOR } from './image-sink.js';
 import { OutputFile } from './output-file.js';
+import { UnitSink } from './unit-sink.js';
 
 const zlibDeflate = promisify<zlib.InputType, zlib.ZlibOptions, Buffer>(zlib.deflate);
 
@@ -71,9 +71,7 @@ export function adler32(data: Uint8Array): number {
   return ((b << 16) | a) >>> 0;
 }
 
-export class VmdkSink implements ImageSink {
-  private readonly file: OutputFile;
-  private readonly cutter: UnitCutter;
+export class VmdkSink extends UnitSink {
   private readonly capacity: number;
   private readonly gd: Uint32Array;
   private gt = new Uint32Array(GTES_PER_GT);
@@ -89,25 +87,12 @@ export class VmdkSink implements ImageSink {
   ) {
     // Capacity 0 would mark a descriptor-only header to readers (QEMU refuses it): an empty image
     // becomes a one-sector disk of zeros.
+    super(new OutputFile(finalPath), GRAIN);
     this.capacity = Math.max(1, Math.ceil(member.size / SECTOR));
     this.gd = new Uint32Array(Math.ceil(this.capacity / (GRAIN_SECTORS * GTES_PER_GT)));
-    this.file = new OutputFile(finalPath);
-    this.cutter = new UnitCutter(GRAIN, (index, data) => this.grain(index, data));
   }
 
-  get path(): string {
-    return this.file.finalPath;
-  }
-
-  get bytesWritten(): number {
-    return this.file.bytesWritten;
-  }
-
-  get replaced(): string | undefined {
-    return this.file.replaced;
-  }
-
-  async open(): Promise<void> {
+  override async open(): Promise<void> {
     await this.file.open();
     const descriptor = Buffer.from(this.descriptor(), 'ascii');
     const descriptorSectors = Math.ceil(descriptor.length / SECTOR);
@@ -118,11 +103,7 @@ export class VmdkSink implements ImageSink {
     await this.file.append(head);
   }
 
-  write(offset: number, chunk: Buffer): Promise<void> {
-    return this.cutter.write(offset, chunk);
-  }
-
-  private async grain(index: number, data: Buffer): Promise<void> {
+  protected async unit(index: number, data: Buffer): Promise<void> {
     const done = deflateGrain(data);
     done.catch(() => undefined); // surfaced when awaited, in order
     this.compressing.push({ index, done });
