@@ -1,9 +1,10 @@
 // Writes a manifest byte for byte as ec2-ami-tools 1.5.3 does (REXML's default formatter):
 // one line, `<?xml version='1.0'?>`, no whitespace between elements, single-quoted attributes,
-// `& < > " '` escaped, elements with no value left out (FORMAT.md §5.1-5.3).
+// `& < > " '` escaped, elements with no value left out (FORMAT.md §5.1-5.3) except
+// machine_configuration, which every version but 3 must have.
 import { BundleError } from '../errors.js';
 import type { Manifest } from './manifest.js';
-import { signedLayout } from './manifest-layout.js';
+import { isVersion3, signedLayout } from './manifest-layout.js';
 
 /** XML 1.0 Char production minus CR (REXML would turn CR into LF, changing the signed bytes). */
 const NOT_XML_CHAR = /[^\t\n\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
@@ -40,19 +41,25 @@ function byteCompare(a: string, b: string): number {
 export function serializeUnsigned(m: Manifest): string {
   const mc = m.machineConfiguration;
   const bdm = [...(mc?.blockDeviceMapping ?? [])].sort((x, y) => byteCompare(x.virtual, y.virtual));
-  const machine = mc
-    ? group(
-        'machine_configuration',
-        el('architecture', mc.architecture) +
-          group(
-            'block_device_mapping',
-            bdm.map((d) => group('mapping', el('virtual', d.virtual) + el('device', d.device))).join(''),
-          ) +
-          el('kernel_id', mc.kernelId) +
-          el('ramdisk_id', mc.ramdiskId) +
-          group('product_codes', (mc.productCodes ?? []).map((c) => el('product_code', c)).join('')),
-      )
+  const machineChildren = mc
+    ? el('architecture', mc.architecture) +
+      group(
+        'block_device_mapping',
+        bdm.map((d) => group('mapping', el('virtual', d.virtual) + el('device', d.device))).join(''),
+      ) +
+      el('kernel_id', mc.kernelId) +
+      el('ramdisk_id', mc.ramdiskId) +
+      group('product_codes', (mc.productCodes ?? []).map((c) => el('product_code', c)).join(''))
     : '';
+  // Every version but 3 must have the element (readers refuse it missing), even with nothing in
+  // it: then in REXML's form of a childless element, `<x/>`, which survives its re-serialisation
+  // (`<x></x>` would not, FORMAT.md §5.1, §5.7). The bundlers always set architecture.
+  const machine =
+    machineChildren !== ''
+      ? `<machine_configuration>${machineChildren}</machine_configuration>`
+      : mc || !isVersion3(m.version)
+        ? '<machine_configuration/>'
+        : '';
   const img = m.image;
   const parts = img.parts
     .map((p) =>

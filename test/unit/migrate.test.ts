@@ -259,6 +259,25 @@ describe('rebuilding', () => {
     expect(verifyHex(userCert.publicKey, back.signedData, back.manifest.signature!)).toBe(true);
   });
 
+  for (const empty of ['<machine_configuration/>', '<machine_configuration></machine_configuration>'])
+    it(`2007-10-10 with an empty machine_configuration (${empty}) keeps the element`, () => {
+      const machine = between(tinyXml, '<machine_configuration>', '</machine_configuration>');
+      const unsigned = tinyXml.replace(/<signature>[0-9a-f]+<\/signature>/, '').replace(machine, empty);
+      const signature = signHex(userKey, Buffer.from(empty + between(unsigned, '<image>', '</image>')));
+      const raw = unsigned.replace('</manifest>', `<signature>${signature}</signature></manifest>`);
+      const source = readSourceManifest(Buffer.from(raw));
+      expect(source.parsed.manifest.machineConfiguration?.architecture).toBeUndefined();
+      const out = rebuildManifest(source, { privateKey: userKey, userCert, ec2Cert: newEc2.cert, ids: keep });
+      const text = out.bytes.toString('utf8');
+      // REXML's form of a childless element, which its re-serialisation leaves as it is.
+      expect(text).toContain('</bundler><machine_configuration/><image>');
+      expect(rexmlForm(text)).toBe(text);
+      const back = parseManifest(out.bytes);
+      expect(back.manifest.version).toBe('2007-10-10');
+      expect(back.manifest.machineConfiguration?.architecture).toBeUndefined();
+      expect(verifyHex(userCert.publicKey, back.signedData, back.manifest.signature!)).toBe(true);
+    });
+
   it('refuses a private key that does not belong to the certificate, or cannot unwrap the key', () => {
     const source = readSourceManifest(Buffer.from(tinyXml));
     expect(() =>
