@@ -176,11 +176,18 @@ export function signedLayout(doc: Buffer): SignedLayout {
       );
   } else if (!machine) throw new BundleError('invalid manifest: no <machine_configuration> element');
   const imageBytes = doc.subarray(image.start, image.end);
+  // ec2-ami-tools signs the text from the literal `<machine_configuration>` to its end tag, which a
+  // self-closed `<machine_configuration/>` does not contain: it signs nothing for it (FORMAT.md
+  // §5.6). Such an element holds no value, so leaving it out of the signed bytes uses nothing
+  // unsigned, and a manifest migrate-manifest writes that way verifies with the Ruby tools too.
+  const machineSigned = machine && doc[machine.end - 2] !== SLASH;
   return {
     layout,
     image,
     ...(machine ? { machineConfiguration: machine } : {}),
-    signedData: machine ? Buffer.concat([doc.subarray(machine.start, machine.end), imageBytes]) : imageBytes,
+    signedData: machineSigned
+      ? Buffer.concat([doc.subarray(machine.start, machine.end), imageBytes])
+      : imageBytes,
   };
 }
 

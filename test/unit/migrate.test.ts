@@ -263,7 +263,12 @@ describe('rebuilding', () => {
     it(`2007-10-10 with an empty machine_configuration (${empty}) keeps the element`, () => {
       const machine = between(tinyXml, '<machine_configuration>', '</machine_configuration>');
       const unsigned = tinyXml.replace(/<signature>[0-9a-f]+<\/signature>/, '').replace(machine, empty);
-      const signature = signHex(userKey, Buffer.from(empty + between(unsigned, '<image>', '</image>')));
+      // ec2-ami-tools' rule (FORMAT.md §5.6): a self-closed element is not found, so signs nothing.
+      const signedMachine = empty.endsWith('/>') ? '' : empty;
+      const signature = signHex(
+        userKey,
+        Buffer.from(signedMachine + between(unsigned, '<image>', '</image>')),
+      );
       const raw = unsigned.replace('</manifest>', `<signature>${signature}</signature></manifest>`);
       const source = readSourceManifest(Buffer.from(raw));
       expect(source.parsed.manifest.machineConfiguration?.architecture).toBeUndefined();
@@ -276,6 +281,9 @@ describe('rebuilding', () => {
       expect(back.manifest.version).toBe('2007-10-10');
       expect(back.manifest.machineConfiguration?.architecture).toBeUndefined();
       expect(verifyHex(userCert.publicKey, back.signedData, back.manifest.signature!)).toBe(true);
+      // …and signed as the Ruby tools check it: over <image> alone.
+      const imageOnly = Buffer.from(between(text, '<image>', '</image>'));
+      expect(verifyHex(userCert.publicKey, imageOnly, back.manifest.signature!)).toBe(true);
     });
 
   it('refuses a private key that does not belong to the certificate, or cannot unwrap the key', () => {
