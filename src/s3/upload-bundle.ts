@@ -55,7 +55,9 @@ function statParts(parts: readonly ManifestPart[], dir: string): LocalPart[] {
       const st = fs.lstatSync(file);
       if (!st.isFile()) throw notRegular('part file', file, kindOf(st));
       if (st.size > MAX_PART_BYTES)
-        throw new BundleError(`part ${file} is ${st.size} bytes; bundle parts are at most 10 MiB`);
+        throw new BundleError(
+          `part ${file} is ${st.size} bytes; bundle parts are at most ${MAX_PART_BYTES / 1024 / 1024} MiB`,
+        );
       found.push({ part, file, size: st.size });
     } catch (err) {
       if (err instanceof BundleError) throw err;
