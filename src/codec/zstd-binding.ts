@@ -22,6 +22,18 @@ export function zstdBinding(): { binding: ZstdBinding; file: string } {
   throw new AmiError(
     `zstd is not available: zstd-napi's native binding did not load (${zstd.error})`,
     undefined,
-    "run 'npm rebuild zstd-napi' in amibundle's install directory (its install script builds it), or use gzip, the default",
+    inSingleExecutable()
+      ? 'the single executable carries no zstd: use gzip (the default), or amibundle installed with npm for zstd bundles'
+      : "run 'npm rebuild zstd-napi' in amibundle's install directory (its install script builds it), or use gzip, the default",
   );
+}
+
+/** True inside the single executable (Node's SEA), where npm's advice does not apply. */
+function inSingleExecutable(): boolean {
+  try {
+    const require = createRequire(import.meta.url);
+    return (require('node:sea') as { isSea(): boolean }).isSea();
+  } catch {
+    return false;
+  }
 }

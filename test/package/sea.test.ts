@@ -132,6 +132,19 @@ describe('the single executable', () => {
     expect(sha256(path.join(out, 'disk.img'))).toBe(sha256(image));
   });
 
+  it('a zstd bundle is refused with one line saying the executable carries no zstd', async () => {
+    const image = path.join(tmp.dir, 'zstd.img');
+    fs.writeFileSync(image, crypto.randomBytes(MiB));
+    const dest = path.join(tmp.dir, 'zstd-bundle');
+    fs.mkdirSync(dest);
+    const args = ['-i', image, '-k', key, '-c', cert, '-u', '123456789012', '-r', 'x86_64', '-d', dest];
+    const r = await run('ec2-bundle-image', [...args, '--compress', 'zstd', '--batch']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('the single executable carries no zstd');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(fs.readdirSync(dest)).toEqual([]);
+  });
+
   it.runIf(isRoot)(
     "Packer's ec2-bundle-vol and ec2-upload-bundle lines through the links, to radosgw",
     async () => {
