@@ -7,7 +7,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { silentReporter } from '../cli/reporter.js';
+import { silentReporter } from '../events.js';
 import { createAesEncryptor } from '../codec/aes-cbc.js';
 import { createCompressor } from '../codec/compression.js';
 import { wrapHex } from '../crypto/key-wrap.js';

@@ -1,6 +1,6 @@
 // What bundleImage() needs: the image, the keys, the manifest's machine facts, and how to
 // compress and where to put the parts.
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import type { DeviceMapping } from '../format/manifest.js';
 import type { PartSink } from './part-sink.js';
 

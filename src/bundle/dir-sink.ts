@@ -3,7 +3,7 @@
 // or interrupted run leaves no new part or manifest behind.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { ownedTempPath, sweepStaleTemps, trackTemp, untrackTemp } from '../io/owned-temp.js';
 import type { PartDigests, PartSink, PartWriter, StoredPart } from './part-sink.js';
 

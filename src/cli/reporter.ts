@@ -4,39 +4,11 @@
 // stdout is a terminal. Every line is escaped (printable.ts): no control character reaches the
 // terminal from a name or message.
 import cliProgress from 'cli-progress';
+import type { JsonEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
 import { printable, printableJson } from '../printable.js';
 
-export type OutputMode = 'text' | 'json' | 'quiet';
-
-export interface ProgressUpdate {
-  /** What is progressing, e.g. `bundle`, `upload`, `restore`. */
-  readonly phase: string;
-  readonly done: number;
-  readonly total?: number;
-  readonly unit: 'bytes' | 'parts';
-}
-
-export interface JsonEvent {
-  readonly type: string;
-  readonly [key: string]: unknown;
-}
-
-export interface Reporter {
-  readonly mode: OutputMode;
-  readonly debugEnabled: boolean;
-  /** A progress line a person reads (stdout in text mode); becomes `{type:"info"}` in JSON. */
-  info(line: string): void;
-  /** A warning (stderr in text mode); `{type:"warning"}` in JSON. */
-  warn(line: string): void;
-  /** Detail printed only with --debug (stderr). Never pass secrets. */
-  debug(line: string): void;
-  /** A structured event: printed only in JSON mode. */
-  event(e: JsonEvent): void;
-  /** Throttled progress: a bar on a terminal, JSON `progress` events, nothing otherwise. */
-  progress(p: ProgressUpdate): void;
-  /** Ends any progress display (before printing the final lines). */
-  endProgress(): void;
-}
+export type { JsonEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
+export { silentReporter } from '../events.js';
 
 export interface ReporterOptions {
   readonly mode: OutputMode;
@@ -164,6 +136,3 @@ class StreamReporter implements Reporter {
 export function createReporter(opts: ReporterOptions): Reporter {
   return new StreamReporter(opts);
 }
-
-/** A reporter that drops everything: for library callers and tests. */
-export const silentReporter: Reporter = createReporter({ mode: 'quiet', debug: false });

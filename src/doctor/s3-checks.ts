@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import type { S3Bucket } from '../s3/bucket.js';
 import { md5Base64 } from '../s3/bucket.js';
 import { checkCredentials, createAgents, createS3Client, destroyAgents } from '../s3/client.js';

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 
 export interface NativeAddon {
   /** Data regions by lseek(SEEK_DATA/SEEK_HOLE), flat: [off0, len0, off1, len1, ...], clipped to size.

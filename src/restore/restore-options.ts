@@ -1,6 +1,6 @@
 // What restoreBundle() and verifyBundle() need: a parsed manifest, where its parts are, and the
 // key that unwraps the AES key and IV.
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import type { DiskFormat } from '../disk/image-sink.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import type { PartSource } from './part-source.js';

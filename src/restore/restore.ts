@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { silentReporter } from '../cli/reporter.js';
+import { silentReporter } from '../events.js';
 import { AES_SLICE } from '../codec/aes-cbc.js';
 import { chunkReleaser, createDecompressor } from '../codec/compression.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';

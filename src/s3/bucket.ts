@@ -10,7 +10,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { BundleError } from '../errors.js';
 import { readCapped } from './capped-body.js';
 import { destroyAgents, type Agents } from './client.js';

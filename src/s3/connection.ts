@@ -1,7 +1,7 @@
 // The flags every S3 command shares (credentials, region, endpoint, retries, parallelism) and
 // what they resolve to. Short names differ between commands (-s is also --source elsewhere), so
 // the shared table has long names only and each command adds its own with withShortNames().
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import type { OptionSpec, ParsedOptions } from '../cli/options.js';
 import { UsageError } from '../errors.js';
 import { RETRY_OFF, RETRY_ON, type RetryPolicy } from './retry.js';

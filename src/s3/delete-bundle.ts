@@ -2,7 +2,7 @@
 // S3) or by listing a name prefix (every page of it), removed with batched DeleteObjects after a
 // confirmation; the manifest goes first so a half-deleted bundle is never registrable.
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
 import { parseNamed, readManifestFile } from '../io/manifest-file.js';
 import { orderedParts } from './bundle-parts.js';

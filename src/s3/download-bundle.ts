@@ -3,7 +3,7 @@
 // part's name is always a whole, verified part. Parts already on disk and intact are kept.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
 import { DamagedDownload, sha1Hex } from './bucket.js';
 import { parseNamed } from '../io/manifest-file.js';

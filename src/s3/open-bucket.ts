@@ -9,7 +9,7 @@ import {
   HeadBucketCommand,
   type BucketLocationConstraint,
 } from '@aws-sdk/client-s3';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { AmiError, ExitCode } from '../errors.js';
 import { S3Bucket } from './bucket.js';
 import { checkCredentials, createAgents, createS3Client, type Agents } from './client.js';

@@ -4,7 +4,7 @@
 // copies without sending the bytes again); the provisional keys are then deleted and the
 // manifest stored last. Memory: the part being filled plus at most `concurrency` in flight.
 import crypto from 'node:crypto';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import type { PartDigests, PartSink, PartWriter, StoredPart } from '../bundle/part-sink.js';
 import { BundleError, describeError } from '../errors.js';
 import { md5Base64, md5Base64ToHex, type S3Bucket } from './bucket.js';

@@ -2,7 +2,7 @@
 // parse the URL and the shared S3 flags, reach the bucket, and hand back a PartSink or
 // PartSource. Streaming cannot resume, so its requests are always retried with back-off.
 import type { ParsedOptions } from '../cli/options.js';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { UsageError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
 import { parseNamed } from '../io/manifest-file.js';

@@ -2,7 +2,7 @@
 // with the same MD5, the manifest last and only once every part is stored.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { BundleError, MissingFileError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
 import { md5Base64, md5Base64ToHex, sha1Hex } from './bucket.js';

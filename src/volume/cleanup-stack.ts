@@ -2,7 +2,7 @@
 // mounts), run newest first on every path out: success, failure and interruption. If the process
 // exits before the steps ran (a second Ctrl-C exits at once), a synchronous copy of each step
 // runs from the 'exit' event, so no mount or loop device outlives the run.
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { describeError } from '../errors.js';
 
 interface UndoStep {

@@ -3,7 +3,7 @@
 // and a loop device with its partition devices. Every step registers its undo.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { AmiError } from '../errors.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { MiB } from './size-plan.js';

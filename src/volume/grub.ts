@@ -7,7 +7,7 @@
 // boots the newest kernel under /boot with a serial console.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { AmiError } from '../errors.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { pathInImage } from './image-path.js';

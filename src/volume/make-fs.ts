@@ -3,7 +3,7 @@
 // still mount what a newer host's mke2fs would otherwise make. XFS gets its UUID after the copy:
 // the kernel refuses to mount two XFS file systems with one UUID at the same time.
 import crypto from 'node:crypto';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { AmiError } from '../errors.js';
 import type { ExtParameters } from './source-probe.js';
 import { runTool } from './run-tool.js';

@@ -1,7 +1,7 @@
 // Mounting the image's file system (and, for the GRUB step, the host's /dev, /proc and /sys
 // inside it) with an unmount registered for every path out. Unmounting retries while something
 // still holds the file system, then detaches it lazily rather than leaving it mounted.
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { pathInImage } from './image-path.js';
 import { runTool, runToolSync } from './run-tool.js';

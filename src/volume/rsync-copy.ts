@@ -2,7 +2,7 @@
 // namespace including security.selinux and security.capability, sparse files, devices, owners,
 // times), the filter rules on its command line, and its output read back: what it left out (by
 // rule), what it could not preserve (by path), and how far it got.
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { AmiError } from '../errors.js';
 import { rsyncFilterArgs, type CopyRule, type RuleReason } from './copy-rules.js';
 import { commandLine, runTool, type ToolResult } from './run-tool.js';

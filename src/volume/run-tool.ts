@@ -3,7 +3,7 @@
 // whole process group. A failure becomes one line naming the tool and its last complaint.
 import { spawn, spawnSync } from 'node:child_process';
 import { AmiError, ExitCode } from '../errors.js';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 
 export interface ToolResult {
   readonly code: number;

@@ -3,7 +3,7 @@
 // disk it lives on (for `-P auto`), and what else is mounted below it.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
 import { mountAt, mountsBelow, readMountInfo, type MountEntry } from './mountinfo.js';
 import { runTool } from './run-tool.js';
 

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Reporter } from '../cli/reporter.js';
-import { silentReporter } from '../cli/reporter.js';
+import type { Reporter } from '../events.js';
+import { silentReporter } from '../events.js';
 import { AmiError, ExitCode } from '../errors.js';
 import { CleanupStack } from './cleanup-stack.js';
 import { planCopy, type RuleReason } from './copy-rules.js';

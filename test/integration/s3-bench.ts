@@ -12,7 +12,7 @@ import { bundleImage } from '../../src/bundle/bundle-image.js';
 import type { BundleImageOptions } from '../../src/bundle/bundle-options.js';
 import type { PartSink } from '../../src/bundle/part-sink.js';
 import { parseArgs, type CommandSpec } from '../../src/cli/options.js';
-import { silentReporter } from '../../src/cli/reporter.js';
+import { silentReporter } from '../../src/events.js';
 import {
   aclOption,
   connectionFromOptions,

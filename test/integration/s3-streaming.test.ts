@@ -9,7 +9,7 @@ import { bundleImage } from '../../src/bundle/bundle-image.js';
 import type { BundleImageOptions } from '../../src/bundle/bundle-options.js';
 import type { PartSink } from '../../src/bundle/part-sink.js';
 import { parseArgs, type CommandSpec } from '../../src/cli/options.js';
-import { silentReporter } from '../../src/cli/reporter.js';
+import { silentReporter } from '../../src/events.js';
 import { restoreBundle } from '../../src/restore/restore.js';
 import { aclOption, openS3PartSink, openS3PartSource, s3ConnectionOptions } from '../../src/s3/index.js';
 import { md5Base64 } from '../../src/s3/bucket.js';
