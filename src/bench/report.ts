@@ -1,5 +1,6 @@
 // The shape of `amibundle bench` results (also its --json document) and the text tables.
 import type { CompressionCodec } from '../codec/compression.js';
+import { formatBytes } from '../format-bytes.js';
 
 export type StageName =
   'read+extents' | 'tar' | 'sha1' | 'compress' | 'encrypt' | 'split+hash' | 'decrypt' | 'inflate' | 'write';
@@ -68,13 +69,6 @@ export interface BenchReport {
   readonly endToEnd: readonly EndToEndResult[];
   /** Peak RSS of the bench process itself (it holds the sample and its compressed copies). */
   readonly peakRssBytes: number;
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
 }
 
 export function stageLabel(s: Pick<StageResult, 'stage' | 'codec' | 'level'>): string {

@@ -31,7 +31,7 @@ import type { Extent } from '../io/extents.js';
 import { ImageWriter } from '../restore/image-writer.js';
 import { mbPerSecond, timed, type Timing } from './measure.js';
 import type { BenchReport, StageName, StageResult } from './report.js';
-import { formatBytes } from './report.js';
+import { formatBytes } from '../format-bytes.js';
 
 /** The read size tarStream() uses, so the sample is read the way a bundle reads. */
 const READ_SIZE = 1024 * 1024;

@@ -6,6 +6,7 @@
 import cliProgress from 'cli-progress';
 import type { JsonEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
 import { printable, printableJson } from '../printable.js';
+import { formatBytes } from '../format-bytes.js';
 
 export type { JsonEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
 export { silentReporter } from '../events.js';
@@ -15,13 +16,6 @@ export interface ReporterOptions {
   readonly debug: boolean;
   readonly stdout?: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stderr?: NodeJS.WritableStream;
-}
-
-function formatBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
 }
 
 /** Peak RSS and CPU time of this process so far (resourceUsage reports KiB and microseconds). */

@@ -29,10 +29,3 @@ export function failedFrom(name: string, err: unknown, fallbackFix?: string): Ch
   const hint = (err as { hint?: unknown }).hint;
   return failed(name, message, typeof hint === 'string' ? hint : fallbackFix);
 }
-
-export function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  return `${n} B`;
-}

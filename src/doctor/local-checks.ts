@@ -11,7 +11,8 @@ import { GRUB_MODULES_DIR } from '../volume/grub.js';
 import { mountContaining, readMountInfo } from '../volume/mountinfo.js';
 import { onPath } from '../volume/run-tool.js';
 import { inspectBootSector } from './boot-sector.js';
-import { failed, failedFrom, formatBytes, ok, warning, type CheckResult } from './check.js';
+import { formatBytes } from '../format-bytes.js';
+import { failed, failedFrom, ok, warning, type CheckResult } from './check.js';
 
 /** EC2's limit for the root device of an instance-store AMI. */
 export const ROOT_LIMIT_BYTES = 10 * 2 ** 30;
