@@ -2,7 +2,12 @@
 import path from 'node:path';
 import { bundleImage } from '../bundle/bundle-image.js';
 import { MissingFileError } from '../errors.js';
-import { aclOption, s3ConnectionOptions } from '../s3/connection.js';
+import {
+  aclFromOptions,
+  aclOption,
+  s3ConnectionOptions,
+  streamingConnectionFromOptions,
+} from './s3-flags.js';
 import {
   bundleNameFromFlags,
   bundleOptionsFromFlags,
@@ -92,7 +97,10 @@ appears on a command line.`,
     const sink = upload
       ? await (
           await import('../s3/streaming.js')
-        ).openS3PartSink(opts, upload, { out: ctx.out, signal: ctx.signal })
+        ).openS3PartSink(streamingConnectionFromOptions(opts, ctx.out), aclFromOptions(opts), upload, {
+          out: ctx.out,
+          signal: ctx.signal,
+        })
       : undefined;
     const result = await bundleImage({
       ...base,

@@ -1,7 +1,7 @@
 // `amibundle delete-bundle` / `ec2-delete-bundle`: flags -> deleteBundle().
 import fs from 'node:fs';
 import { MissingFileError, UsageError } from '../errors.js';
-import { bucketOption, connectionFromOptions, s3ToolConnectionOptions } from '../s3/connection.js';
+import { bucketOption, connectionFromOptions, s3ToolConnectionOptions } from './s3-flags.js';
 import { deleteBundle, type DeleteSelection } from '../s3/delete-bundle.js';
 import { checkPlainName, parseBucketArg } from '../s3/location.js';
 import type { Command } from './command.js';

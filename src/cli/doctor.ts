@@ -14,12 +14,7 @@ import {
   imageFacts,
 } from '../doctor/local-checks.js';
 import { checkBucket, checkCredentialSource } from '../doctor/s3-checks.js';
-import {
-  aclFromOptions,
-  aclOption,
-  connectionFromOptions,
-  s3ToolConnectionOptions,
-} from '../s3/connection.js';
+import { aclFromOptions, aclOption, connectionFromOptions, s3ToolConnectionOptions } from './s3-flags.js';
 import { parseBucketArg } from '../s3/location.js';
 import type { Command, RunContext } from './command.js';
 

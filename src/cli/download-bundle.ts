@@ -1,7 +1,7 @@
 // `amibundle download-bundle` / `ec2-download-bundle`: flags -> downloadBundle().
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { bucketOption, connectionFromOptions, s3ToolConnectionOptions } from '../s3/connection.js';
+import { bucketOption, connectionFromOptions, s3ToolConnectionOptions } from './s3-flags.js';
 import { downloadBundle } from '../s3/download-bundle.js';
 import { checkPlainName, parseBucketArg } from '../s3/location.js';
 import type { Command } from './command.js';

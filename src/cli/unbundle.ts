@@ -4,7 +4,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { DirPartSource } from '../restore/dir-source.js';
 import type { PartSource } from '../restore/part-source.js';
-import { s3ConnectionOptions } from '../s3/connection.js';
+import { s3ConnectionOptions, streamingConnectionFromOptions } from './s3-flags.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { Command } from './command.js';
@@ -92,7 +92,7 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
       // The AWS SDK is loaded only when S3 is used.
       const s3 = await (
         await import('../s3/streaming.js')
-      ).openS3PartSource(opts, from, {
+      ).openS3PartSource(streamingConnectionFromOptions(opts, ctx.out), from, {
         out: ctx.out,
         signal: ctx.signal,
       });

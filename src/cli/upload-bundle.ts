@@ -7,7 +7,7 @@ import {
   connectionFromOptions,
   s3ToolConnectionOptions,
   bucketOption,
-} from '../s3/connection.js';
+} from './s3-flags.js';
 import { parseBucketArg } from '../s3/location.js';
 import { uploadBundle } from '../s3/upload-bundle.js';
 import type { Command } from './command.js';

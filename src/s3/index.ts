@@ -1,15 +1,6 @@
-// What the rest of amibundle uses from the S3 side: the shared flags, URL parsing, the three
-// transfer operations, and the streaming sink and source.
-export {
-  aclFromOptions,
-  aclOption,
-  CANNED_ACLS,
-  connectionFromOptions,
-  s3ConnectionOptions,
-  withShortNames,
-  type CannedAcl,
-  type S3ConnectionConfig,
-} from './connection.js';
+// What the rest of amibundle uses from the S3 side: the connection config, URL parsing, the three
+// transfer operations, and the streaming sink and source. The flags are cli/s3-flags.ts's.
+export { CANNED_ACLS, type CannedAcl, type S3ConnectionConfig } from './connection.js';
 export { parseBucketArg, parseS3Url, s3Url, type S3Location } from './location.js';
 export { uploadBundle, type UploadBundleOptions, type UploadBundleResult } from './upload-bundle.js';
 export { downloadBundle, type DownloadBundleOptions, type DownloadBundleResult } from './download-bundle.js';

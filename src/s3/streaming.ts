@@ -1,12 +1,11 @@
 // Entry points for `bundle-image --upload s3://…` and `unbundle --from s3://….manifest.xml`:
-// parse the URL and the shared S3 flags, reach the bucket, and hand back a PartSink or
-// PartSource. Streaming cannot resume, so its requests are always retried with back-off.
-import type { ParsedOptions } from '../cli/options.js';
+// parse the URL, reach the bucket, and hand back a PartSink or PartSource. Streaming cannot
+// resume, so its requests are always retried with back-off, whatever the connection says.
 import type { Reporter } from '../events.js';
 import { UsageError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
 import { parseNamed } from '../io/manifest-file.js';
-import { aclFromOptions, connectionFromOptions, type S3ConnectionConfig } from './connection.js';
+import type { CannedAcl, S3ConnectionConfig } from './connection.js';
 import { parseS3Url, s3Url } from './location.js';
 import { openBucket } from './open-bucket.js';
 import { S3PartSink } from './part-sink.js';
@@ -18,15 +17,14 @@ export interface StreamingContext {
   readonly signal?: AbortSignal;
 }
 
-function streamingConnection(opts: ParsedOptions, out: Reporter): S3ConnectionConfig {
-  const location = opts.str('location');
-  const conn = connectionFromOptions(opts, out, location !== undefined ? { location } : {});
+function streamingConnection(conn: S3ConnectionConfig): S3ConnectionConfig {
   return { ...conn, retry: RETRY_ON };
 }
 
 /** `--upload s3://BUCKET/PREFIX`: a sink storing the parts and the manifest there. */
 export async function openS3PartSink(
-  opts: ParsedOptions,
+  connection: S3ConnectionConfig,
+  acl: CannedAcl,
   url: string,
   ctx: StreamingContext,
 ): Promise<S3PartSink> {
@@ -35,8 +33,7 @@ export async function openS3PartSink(
     throw new UsageError(
       `--upload takes the place to put the bundle, s3://BUCKET/PREFIX, not a manifest key ('${url}')`,
     );
-  const acl = aclFromOptions(opts);
-  const bucket = await openBucket(streamingConnection(opts, ctx.out), where.bucket, {
+  const bucket = await openBucket(streamingConnection(connection), where.bucket, {
     create: true,
     acl,
     out: ctx.out,
@@ -50,7 +47,7 @@ export async function openS3PartSink(
  * `source.manifest`) and returns a source reading the parts beside it.
  */
 export async function openS3PartSource(
-  opts: ParsedOptions,
+  connection: S3ConnectionConfig,
   url: string,
   ctx: StreamingContext,
 ): Promise<S3PartSource> {
@@ -59,7 +56,7 @@ export async function openS3PartSource(
     throw new UsageError(
       `--from must name the manifest: s3://BUCKET/PREFIX/NAME.manifest.xml (got '${url}')`,
     );
-  const conn = streamingConnection(opts, ctx.out);
+  const conn = streamingConnection(connection);
   const bucket = await openBucket(conn, where.bucket, {
     out: ctx.out,
     ...(ctx.signal ? { signal: ctx.signal } : {}),

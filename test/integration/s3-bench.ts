@@ -14,13 +14,13 @@ import type { PartSink } from '../../src/bundle/part-sink.js';
 import { parseArgs, type CommandSpec } from '../../src/cli/options.js';
 import { silentReporter } from '../../src/events.js';
 import {
+  aclFromOptions,
   aclOption,
   connectionFromOptions,
-  downloadBundle,
-  openS3PartSink,
   s3ConnectionOptions,
-  uploadBundle,
-} from '../../src/s3/index.js';
+  streamingConnectionFromOptions,
+} from '../../src/cli/s3-flags.js';
+import { downloadBundle, openS3PartSink, uploadBundle } from '../../src/s3/index.js';
 import { DEFAULT_CONCURRENCY } from '../../src/s3/connection.js';
 import { key, tempDir } from '../support/fixtures.js';
 import { startRadosgw, type Radosgw } from '../support/radosgw.js';
@@ -217,7 +217,12 @@ async function main(): Promise<void> {
 
           let commit = 0;
           const total = await timed(async () => {
-            const sink = await openS3PartSink(opts, `s3://bench/run${++run}`, { out: silentReporter });
+            const sink = await openS3PartSink(
+              streamingConnectionFromOptions(opts, silentReporter),
+              aclFromOptions(opts),
+              `s3://bench/run${++run}`,
+              { out: silentReporter },
+            );
             const timedSink: PartSink = {
               description: sink.description,
               openPart: (index) => sink.openPart(index),

@@ -11,7 +11,18 @@ import type { PartSink } from '../../src/bundle/part-sink.js';
 import { parseArgs, type CommandSpec } from '../../src/cli/options.js';
 import { silentReporter } from '../../src/events.js';
 import { restoreBundle } from '../../src/restore/restore.js';
-import { aclOption, openS3PartSink, openS3PartSource, s3ConnectionOptions } from '../../src/s3/index.js';
+import {
+  aclFromOptions,
+  aclOption,
+  s3ConnectionOptions,
+  streamingConnectionFromOptions,
+} from '../../src/cli/s3-flags.js';
+import type { ParsedOptions } from '../../src/cli/options.js';
+import {
+  openS3PartSink as openSinkWith,
+  openS3PartSource as openSourceWith,
+  type StreamingContext,
+} from '../../src/s3/index.js';
 import { md5Base64 } from '../../src/s3/bucket.js';
 import { RETRY_ON } from '../../src/s3/retry.js';
 import { runCli } from '../support/cli.js';
@@ -32,6 +43,11 @@ const spec: CommandSpec = {
   examples: [],
   manual: '',
 };
+// The CLI's composition: the flags resolve to a plain connection (and ACL) the library takes.
+const openS3PartSink = (opts: ParsedOptions, url: string, ctx: StreamingContext) =>
+  openSinkWith(streamingConnectionFromOptions(opts, ctx.out), aclFromOptions(opts), url, ctx);
+const openS3PartSource = (opts: ParsedOptions, url: string, ctx: StreamingContext) =>
+  openSourceWith(streamingConnectionFromOptions(opts, ctx.out), url, ctx);
 const flags = (endpoint: string, extra: string[] = []): ReturnType<typeof parseArgs> =>
   parseArgs(spec, [
     '--url',
