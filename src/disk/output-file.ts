@@ -3,8 +3,8 @@
 // sequentially), positioned writes for metadata filled in at the end, and an atomic rename.
 import fs from 'node:fs';
 import path from 'node:path';
-import { BundleError } from '../errors.js';
 import { ownedTempPath, trackTemp, untrackTemp } from '../io/owned-temp.js';
+import { putInPlace } from '../io/put-in-place.js';
 
 /** Appends are gathered up to this much before one write. */
 const GATHER = 1024 * 1024;
@@ -80,23 +80,8 @@ export class OutputFile {
   /** Flushes, sets the length, mode and mtime, and renames into place. */
   async commit(length: number, mode: number, mtime: number): Promise<string> {
     await this.flush();
-    const handle = this.handle!;
-    await handle.truncate(length);
-    await handle.chmod(mode & 0o777);
-    await handle.utimes(mtime, mtime);
-    await handle.close();
+    this.replaced = await putInPlace(this.handle!, this.tempPath, this.finalPath, { length, mode, mtime });
     this.handle = undefined;
-    // As for the raw image: a symbolic link of the final name is replaced, never followed.
-    const existing = await fs.promises.lstat(this.finalPath).catch(() => undefined);
-    if (existing?.isDirectory())
-      throw new BundleError(
-        `${this.finalPath} is a directory; the image cannot replace it`,
-        'move it away or choose another destination (-d)',
-      );
-    await fs.promises.rename(this.tempPath, this.finalPath);
-    untrackTemp(this.tempPath);
-    if (existing)
-      this.replaced = existing.isSymbolicLink() ? 'a symbolic link: the link, not its target' : 'a file';
     return this.finalPath;
   }
 

@@ -4,8 +4,8 @@
 // its final name only after every check passed.
 import fs from 'node:fs';
 import path from 'node:path';
-import { BundleError } from '../errors.js';
 import { ownedTempPath, trackTemp, untrackTemp } from '../io/owned-temp.js';
+import { putInPlace } from '../io/put-in-place.js';
 import { zeroBlocks } from '../io/zero-scan.js';
 import type { TarMember } from '../format/tar-reader.js';
 
@@ -84,22 +84,14 @@ export class ImageWriter {
    * image, its target is never written. What was replaced is left in `replaced`.
    */
   async commit(): Promise<string> {
-    const handle = this.handle!;
-    await handle.truncate(this.member.size);
-    await handle.chmod(this.member.mode & 0o777);
-    await handle.utimes(this.member.mtime, this.member.mtime);
-    await handle.close();
+    const { size, mode, mtime } = this.member;
+    // The handle stays known until it is closed, so discard() can still close it after a failure.
+    this.replaced = await putInPlace(this.handle!, this.tempPath, this.finalPath, {
+      length: size,
+      mode,
+      mtime,
+    });
     this.handle = undefined;
-    const existing = await fs.promises.lstat(this.finalPath).catch(() => undefined);
-    if (existing?.isDirectory())
-      throw new BundleError(
-        `${this.finalPath} is a directory; the image cannot replace it`,
-        'move it away or choose another destination (-d)',
-      );
-    await fs.promises.rename(this.tempPath, this.finalPath);
-    untrackTemp(this.tempPath);
-    if (existing)
-      this.replaced = existing.isSymbolicLink() ? 'a symbolic link: the link, not its target' : 'a file';
     return this.finalPath;
   }
 
