@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { DirPartSource } from '../parts/dir-part-source.js';
 import { restoreBundle, verifyParts } from '../restore/restore.js';
 import type { Command } from './command.js';
-import { readManifestFile } from '../io/manifest-file.js';
+import { readManifestFile } from '../format/manifest-file.js';
 import {
   ec2KeyOption,
   manifestOption,
