@@ -9,7 +9,7 @@ import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { Command } from './command.js';
 import { flag } from './flag-catalog.js';
-import { readManifestFile } from '../io/manifest-file.js';
+import { readManifestFile } from '../format/manifest-file.js';
 import type { DiskFormat } from '../disk/image-sink.js';
 import {
   diskFormatOption,
