@@ -6,7 +6,7 @@ import { bundleImageSource, rawImageSource, type ImageSource } from '../ebs/imag
 import { toEbs } from '../ebs/to-ebs.js';
 import { UsageError } from '../errors.js';
 import { readManifestFile } from '../io/manifest-file.js';
-import { DirPartSource } from '../restore/dir-source.js';
+import { DirPartSource } from '../parts/dir-part-source.js';
 import type { RestoreResult } from '../restore/restore-options.js';
 import type { Command, RunContext } from './command.js';
 import { ebsConnectionFromOptions, ebsConnectionOptions } from './ebs-flags.js';

@@ -8,7 +8,7 @@ import type { ImageSink } from '../disk/image-sink.js';
 import { BundleError } from '../errors.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { dataExtents } from '../io/extents.js';
-import type { PartSource } from '../restore/part-source.js';
+import type { PartSource } from '../parts/part-source.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { RestoreResult } from '../restore/restore-options.js';
 import type { Reporter } from '../events.js';
