@@ -4,7 +4,7 @@ import type { Reporter } from '../events.js';
 import type { DiskFormat, ImageSink } from '../disk/image-sink.js';
 import type { TarMember } from '../format/tar-reader.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
-import type { PartSource } from './part-source.js';
+import type { PartSource } from '../parts/part-source.js';
 
 export interface RestoreOptions {
   readonly manifest: ParsedManifest;
