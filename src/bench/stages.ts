@@ -14,8 +14,8 @@ import path from 'node:path';
 import { Readable, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { planImage } from '../bundle/image-plan.js';
-import type { PartSink } from '../bundle/part-sink.js';
-import { PartSplitter } from '../bundle/part-splitter.js';
+import type { PartSink } from '../parts/part-sink.js';
+import { PartSplitter } from '../parts/part-splitter.js';
 import { tarStream, type TarStreamResult } from '../bundle/tar-stream.js';
 import { createAesDecryptor, createAesEncryptor } from '../codec/aes-cbc.js';
 import {

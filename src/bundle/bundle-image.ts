@@ -22,9 +22,9 @@ import type { MemberInfo } from '../format/tar-header.js';
 import { toolVersion } from '../version.js';
 import { planImage } from './image-plan.js';
 import type { BundleImageOptions, BundleResult } from './bundle-options.js';
-import { DirPartSink } from './dir-sink.js';
-import type { StoredPart } from './part-sink.js';
-import { PartSplitter } from './part-splitter.js';
+import { DirPartSink } from '../parts/dir-part-sink.js';
+import type { StoredPart } from '../parts/part-sink.js';
+import { PartSplitter } from '../parts/part-splitter.js';
 import { READ_SIZE, tarStream, type TarStreamResult } from './tar-stream.js';
 import { BufferRing } from './buffer-ring.js';
 

@@ -2,7 +2,7 @@
 // compress and where to put the parts.
 import type { Reporter } from '../events.js';
 import type { DeviceMapping } from '../format/manifest.js';
-import type { PartSink } from './part-sink.js';
+import type { PartSink } from '../parts/part-sink.js';
 
 /** How holes in the image are found (see README): fs = SEEK_DATA/SEEK_HOLE like GNU tar. */
 export type SparseMode = 'fs' | 'zeros' | 'none';

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { DirPartSource } from '../restore/dir-source.js';
-import type { PartSource } from '../restore/part-source.js';
+import { DirPartSource } from '../parts/dir-part-source.js';
+import type { PartSource } from '../parts/part-source.js';
 import { s3ConnectionOptions, streamingConnectionFromOptions } from './s3-flags.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';

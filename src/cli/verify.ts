@@ -1,6 +1,6 @@
 // `amibundle verify`: every check unbundle makes, without writing the image.
 import fs from 'node:fs';
-import { DirPartSource } from '../restore/dir-source.js';
+import { DirPartSource } from '../parts/dir-part-source.js';
 import { restoreBundle, verifyParts } from '../restore/restore.js';
 import type { Command } from './command.js';
 import { readManifestFile } from '../io/manifest-file.js';

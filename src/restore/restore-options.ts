@@ -3,7 +3,7 @@
 import type { Reporter } from '../events.js';
 import type { DiskFormat } from '../disk/image-sink.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
-import type { PartSource } from './part-source.js';
+import type { PartSource } from '../parts/part-source.js';
 
 export interface RestoreOptions {
   readonly manifest: ParsedManifest;

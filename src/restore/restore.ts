@@ -22,7 +22,7 @@ import { maxTarStreamBytes, TarMemberReader, type TarMember } from '../format/ta
 import { createImageSink } from '../disk/create-sink.js';
 import type { DiskFormat, ImageSink } from '../disk/image-sink.js';
 import { sweepStaleTemps } from '../io/owned-temp.js';
-import type { PartSource } from './part-source.js';
+import type { PartSource } from '../parts/part-source.js';
 import type { RestoreOptions, RestoreResult, SignatureOutcome } from './restore-options.js';
 
 /** Parts read ahead of the decryptor: enough to keep it busy, few enough to bound memory. */

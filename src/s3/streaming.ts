@@ -8,8 +8,8 @@ import { parseNamed } from '../io/manifest-file.js';
 import type { CannedAcl, S3ConnectionConfig } from './connection.js';
 import { parseS3Url, s3Url } from './location.js';
 import { openBucket } from './open-bucket.js';
-import { S3PartSink } from './part-sink.js';
-import { S3PartSource } from './part-source.js';
+import { S3PartSink } from './s3-part-sink.js';
+import { S3PartSource } from './s3-part-source.js';
 import { RETRY_ON } from './retry.js';
 
 export interface StreamingContext {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../src/format/manifest-reader.js';
-import { DirPartSource } from '../../src/restore/dir-source.js';
+import { DirPartSource } from '../../src/parts/dir-part-source.js';
 import { restoreBundle } from '../../src/restore/restore.js';
 import { craftBundle } from '../support/craft-bundle.js';
 import { key } from '../support/fixtures.js';

@@ -10,7 +10,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { bundleImage } from '../../src/bundle/bundle-image.js';
 import type { BundleImageOptions } from '../../src/bundle/bundle-options.js';
-import type { PartSink } from '../../src/bundle/part-sink.js';
+import type { PartSink } from '../../src/parts/part-sink.js';
 import { parseArgs, type CommandSpec } from '../../src/cli/options.js';
 import { silentReporter } from '../../src/events.js';
 import {
@@ -20,7 +20,9 @@ import {
   s3ConnectionOptions,
   streamingConnectionFromOptions,
 } from '../../src/cli/s3-flags.js';
-import { downloadBundle, openS3PartSink, uploadBundle } from '../../src/s3/index.js';
+import { downloadBundle } from '../../src/s3/download-bundle.js';
+import { openS3PartSink } from '../../src/s3/streaming.js';
+import { uploadBundle } from '../../src/s3/upload-bundle.js';
 import { DEFAULT_CONCURRENCY } from '../../src/s3/connection.js';
 import { key, tempDir } from '../support/fixtures.js';
 import { startRadosgw, type Radosgw } from '../support/radosgw.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleImage } from '../../src/bundle/bundle-image.js';
 import type { BundleImageOptions } from '../../src/bundle/bundle-options.js';
-import type { PartSink } from '../../src/bundle/part-sink.js';
+import type { PartSink } from '../../src/parts/part-sink.js';
 import { parseArgs, type CommandSpec } from '../../src/cli/options.js';
 import { silentReporter } from '../../src/events.js';
 import { restoreBundle } from '../../src/restore/restore.js';
@@ -22,7 +22,7 @@ import {
   openS3PartSink as openSinkWith,
   openS3PartSource as openSourceWith,
   type StreamingContext,
-} from '../../src/s3/index.js';
+} from '../../src/s3/streaming.js';
 import { md5Base64 } from '../../src/s3/bucket.js';
 import { RETRY_ON } from '../../src/s3/retry.js';
 import { runCli } from '../support/cli.js';

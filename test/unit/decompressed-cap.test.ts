@@ -11,7 +11,7 @@ import { parseManifest } from '../../src/format/manifest-reader.js';
 import { BLOCK } from '../../src/format/tar-header.js';
 import { writeTarNumber } from '../../src/format/tar-number.js';
 import { maxTarStreamBytes, TarMemberReader } from '../../src/format/tar-reader.js';
-import { DirPartSource } from '../../src/restore/dir-source.js';
+import { DirPartSource } from '../../src/parts/dir-part-source.js';
 import { restoreBundle } from '../../src/restore/restore.js';
 import { craftBundle } from '../support/craft-bundle.js';
 import { key, tempDir } from '../support/fixtures.js';

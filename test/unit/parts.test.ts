@@ -2,8 +2,8 @@ import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import type { PartDigests, PartSink, StoredPart } from '../../src/bundle/part-sink.js';
-import { PartSplitter } from '../../src/bundle/part-splitter.js';
+import type { PartDigests, PartSink, StoredPart } from '../../src/parts/part-sink.js';
+import { PartSplitter } from '../../src/parts/part-splitter.js';
 import { partCount, partName } from '../../src/format/part-name.js';
 
 describe('part names follow the width of the part count', () => {

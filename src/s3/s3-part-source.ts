@@ -3,7 +3,7 @@
 // ahead, at most `concurrency` at a time (and never more than MAX_S3_READ_AHEAD), so the network
 // and the decoder overlap while memory stays bounded: read-ahead × part size, each body capped at
 // min(64 MiB, the bundle's size) whether or not the server sends a length.
-import type { PartSource } from '../restore/part-source.js';
+import type { PartSource } from '../parts/part-source.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { DamagedDownload, sha1Hex, type S3Bucket } from './bucket.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';

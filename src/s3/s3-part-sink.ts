@@ -5,7 +5,7 @@
 // manifest stored last. Memory: the part being filled plus at most `concurrency` in flight.
 import crypto from 'node:crypto';
 import type { Reporter } from '../events.js';
-import type { PartDigests, PartSink, PartWriter, StoredPart } from '../bundle/part-sink.js';
+import type { PartDigests, PartSink, PartWriter, StoredPart } from '../parts/part-sink.js';
 import { BundleError, describeError } from '../errors.js';
 import { md5Base64, md5Base64ToHex, type S3Bucket } from './bucket.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';

@@ -1,6 +1,12 @@
 // Where the parts of a bundle go as they are produced: a local directory or S3. Part names are
 // only known once the count is (their width depends on it), so sinks store parts under
 // provisional names and give them their final names in commit().
+//
+// parts/ is the layer between the features (bundle/ writes parts, restore/ reads them, s3/ holds
+// the S3 implementations) and the bundle format: these contracts, the directory implementations
+// and the splitter. The part names themselves stay in format/part-name.ts: they are a fact of the
+// ec2-ami-tools bundle layout (NAME.part.NN, 10 MiB parts) that the manifest reader checks too,
+// not a property of where parts are kept.
 
 export interface PartDigests {
   /** Lowercase hex SHA-1, as the manifest records it. */
