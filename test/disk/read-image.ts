@@ -12,6 +12,7 @@ export interface ReadBack {
   sha256: string;
   dataBytes: number;
   extents: number;
+  dataExtents: number;
 }
 
 const ZEROS = Buffer.alloc(MAX_CHUNK);
@@ -28,6 +29,7 @@ export async function readBack(image: DiskImage, budget = Number.POSITIVE_INFINI
   let at = 0;
   let dataBytes = 0;
   let extents = 0;
+  let dataExtents = 0;
   let lastWasHole = false;
   for await (const e of image.extents()) {
     expect(e.offset).toBe(at);
@@ -37,6 +39,7 @@ export async function readBack(image: DiskImage, budget = Number.POSITIVE_INFINI
       expect(e.length).toBeLessThanOrEqual(MAX_CHUNK);
       hash.update(e.data);
       dataBytes += e.length;
+      dataExtents++;
       lastWasHole = false;
     } else {
       expect(lastWasHole).toBe(false);
@@ -54,6 +57,7 @@ export async function readBack(image: DiskImage, budget = Number.POSITIVE_INFINI
     sha256: hash.digest('hex'),
     dataBytes,
     extents,
+    dataExtents,
   };
 }
 

@@ -33,13 +33,27 @@ export async function* normalized(
 ): AsyncIterable<ImageExtent> {
   let at = 0;
   let hole = 0; // length of the hole pending at `at - hole`
+  // Small data pieces that follow each other (VMDK grains, qcow2 clusters read one by one) are
+  // gathered into extents of up to MAX_CHUNK, so consumers see few, large writes.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = (): ImageExtent => {
+    const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    const e = { offset: at - pendingBytes, length: pendingBytes, data };
+    pending = [];
+    pendingBytes = 0;
+    return e;
+  };
   for await (const e of found) {
     if (e.offset < at) throw new Error(`disk reader: extent at ${e.offset} goes back before ${at}`);
     if (e.offset >= virtualSize) break;
     const length = Math.min(e.length, virtualSize - e.offset);
     if (length <= 0) continue;
-    hole += e.offset - at;
-    at = e.offset;
+    if (e.offset > at || !e.data) {
+      if (pendingBytes > 0) yield flush();
+      hole += e.offset - at;
+      at = e.offset;
+    }
     if (!e.data) {
       hole += length;
       at += length;
@@ -47,12 +61,16 @@ export async function* normalized(
     }
     if (hole > 0) yield { offset: at - hole, length: hole };
     hole = 0;
-    for (let done = 0; done < length; done += MAX_CHUNK) {
-      const n = Math.min(MAX_CHUNK, length - done);
-      yield { offset: at + done, length: n, data: e.data.subarray(done, done + n) };
+    for (let done = 0; done < length;) {
+      const n = Math.min(MAX_CHUNK - pendingBytes, length - done);
+      pending.push(e.data.subarray(done, done + n));
+      pendingBytes += n;
+      done += n;
+      at += n;
+      if (pendingBytes === MAX_CHUNK) yield flush();
     }
-    at += length;
   }
+  if (pendingBytes > 0) yield flush();
   hole += virtualSize - at;
   if (hole > 0) yield { offset: virtualSize - hole, length: hole };
 }
