@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createSelfSigned, KEY_SIZES, type KeySize } from '../crypto/self-signed.js';
 import { UsageError } from '../errors.js';
-import { existsError, requireParentDirectory, writeFileAtomic } from '../migrate/atomic-file.js';
+import { existsError, requireParentDirectory, writeFileAtomic } from '../io/atomic-file.js';
 import type { Command } from './command.js';
 import { flag } from './flag-catalog.js';
 
@@ -117,9 +117,9 @@ re-sign your bundles: keep it, and keep it secret.`,
       days: opts.int('days')!,
     });
     const write = { mode: 0o600, overwrite: force };
-    writeFileAtomic(keyOut, made.privateKeyPem, write, FORCE_HINT, keyWhat);
+    await writeFileAtomic(keyOut, made.privateKeyPem, write, FORCE_HINT, keyWhat);
     try {
-      writeFileAtomic(certOut, made.certificatePem, write, FORCE_HINT, certWhat);
+      await writeFileAtomic(certOut, made.certificatePem, write, FORCE_HINT, certWhat);
     } catch (err) {
       // A key without its certificate is useless and would block the next run.
       if (!force) fs.rmSync(keyOut, { force: true });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { findEc2Cert, type Partition } from '../crypto/ec2-cert.js';
 import { AmiError, BundleError, ExitCode, MissingFileError, UsageError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
-import { writeFileAtomic } from '../migrate/atomic-file.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
 import {
   authenticate,
   chooseIds,
@@ -219,7 +219,7 @@ The parts are not touched: the same parts work with the migrated manifest.`,
     }
     const mode = fs.statSync(target).mode & 0o777;
     ctx.out.info('Backing up manifest...');
-    writeFileAtomic(
+    await writeFileAtomic(
       backup,
       raw,
       { mode, overwrite: false },
@@ -227,7 +227,7 @@ The parts are not touched: the same parts work with the migrated manifest.`,
       'backup file',
     );
     try {
-      writeFileAtomic(target, migrated.bytes, { mode, overwrite: true });
+      await writeFileAtomic(target, migrated.bytes, { mode, overwrite: true });
     } catch (err) {
       // The original is untouched (the write is atomic); a stale backup would block the rerun.
       fs.rmSync(backup, { force: true });

@@ -4,7 +4,7 @@ import { DirPartSource } from '../parts/dir-part-source.js';
 import { restoreBundle, verifyParts } from '../restore/restore.js';
 import type { Command } from './command.js';
 import { flag } from './flag-catalog.js';
-import { readManifestFile } from '../io/manifest-file.js';
+import { readManifestFile } from '../format/manifest-file.js';
 import {
   ec2KeyOption,
   manifestOption,
