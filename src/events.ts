@@ -67,6 +67,7 @@ export type StartEvent = { readonly type: 'start' } & (
   | { readonly command: 'doctor' }
   | { readonly command: 'keygen'; readonly bits: number }
   | { readonly command: 'bench'; readonly image: string; readonly generated: boolean }
+  | { readonly command: 'to-ebs'; readonly source: string; readonly size: number }
 );
 
 /** bundle-vol: the copy into the image file begins. */
@@ -118,6 +119,15 @@ export interface EndToEndEvent {
   readonly level: number;
   readonly seconds: number;
   readonly dataMbPerSecond: number;
+}
+
+/** to-ebs: the snapshot exists (and, on failure, is left pending with a journal to resume). */
+export interface SnapshotEvent {
+  readonly type: 'snapshot';
+  readonly snapshotId: string;
+  readonly state: 'pending';
+  /** The resume journal, when a failed run leaves the snapshot pending. */
+  readonly journal?: string;
 }
 
 /** How a manifest signature was checked, in unbundle's and verify's `done`. */
@@ -211,6 +221,19 @@ export type DoneEvent = { readonly type: 'done' } & (
   | { readonly command: 'bench'; readonly report: object }
   | { readonly command: 'install-links'; readonly directory: string; readonly links: readonly string[] }
   | {
+      readonly command: 'to-ebs';
+      readonly snapshotId: string;
+      readonly imageId?: string;
+      readonly volumeGiB: number;
+      readonly bootMode?: string;
+      readonly blocksSent: number;
+      readonly blocksResumed: number;
+      readonly zeroBlocksSkipped: number;
+      readonly parentBlocksKept: number;
+      readonly seconds: number;
+    }
+  | { readonly command: 'register'; readonly snapshotId: string; readonly imageId: string }
+  | {
       readonly command: 'ec2-ami-tools-version';
       readonly amiTools: string;
       readonly manifest: string;
@@ -236,6 +259,7 @@ export type AmibundleEvent =
   | CheckEvent
   | StageEvent
   | EndToEndEvent
+  | SnapshotEvent
   | DoneEvent
   | ErrorEvent;
 
@@ -261,6 +285,7 @@ export const EVENT_FIELDS = {
   check: ['name', 'status', 'message', 'fix'],
   stage: ['stage', 'seconds', 'mbPerSecond', 'dataMbPerSecond'],
   'end-to-end': ['command', 'codec', 'level', 'seconds', 'dataMbPerSecond'],
+  snapshot: ['snapshotId', 'state', 'journal'],
   done: ['command', 'manifest', 'imageLocation', 'size', 'bundledSize', 'digest', 'parts', 'seconds'],
   error: ['exitCode', 'message'],
 } as const satisfies { readonly [T in EventType]: readonly FieldsOf<T>[] };

@@ -48,6 +48,7 @@ function jsonExtras(e: AmibundleEvent): Record<string, unknown> {
     case 'check':
     case 'stage':
     case 'end-to-end':
+    case 'snapshot':
     case 'error':
       return {};
     default: {
