@@ -8,6 +8,7 @@ import { s3ConnectionOptions, streamingConnectionFromOptions } from './s3-flags.
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 import { readManifestFile } from '../format/manifest-file.js';
 import type { DiskFormat } from '../disk/image-sink.js';
 import {
@@ -20,7 +21,6 @@ import {
   signatureEvent,
   signatureFlags,
   signatureLine,
-  sourceOption,
 } from './restore-flags.js';
 
 export const unbundleCommand: Command = {
@@ -39,17 +39,13 @@ export const unbundleCommand: Command = {
         help: 'Restore straight from S3: the manifest and parts are read there, each part checked, none stored on disk. Uses the S3 options below.',
       },
       privateKeyOption('The RSA private key the bundle was made for (PEM).', true),
-      sourceOption('the current directory'),
-      {
-        name: 'destination',
-        long: 'destination',
-        short: 'd',
-        kind: 'string',
+      flag('source', { defaultValue: '.', default: 'the current directory' }),
+      flag('destination', {
         metavar: 'DIRECTORY',
-        path: 'dir',
+        defaultValue: '.',
         default: 'the current directory',
         help: 'Directory the image is written to (as NAME).',
-      },
+      }),
       diskFormatOption,
       ec2KeyOption,
       signatureCertOption(),
@@ -101,9 +97,9 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
       close = () => s3.close();
     } else {
       parsed = readManifestFile(manifestPath!);
-      source = new DirPartSource(opts.str('source') ?? '.');
+      source = new DirPartSource(opts.str('source')!);
     }
-    const destination = path.resolve(opts.str('destination') ?? '.');
+    const destination = path.resolve(opts.str('destination')!);
     ctx.out.event({
       type: 'start',
       command: 'unbundle',
@@ -118,7 +114,7 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
       skipSignature,
       ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
       destination,
-      format: (opts.str('format') ?? 'raw') as DiskFormat,
+      format: opts.str('format') as DiskFormat,
       signal: ctx.signal,
       out: ctx.out,
     }).finally(close);
