@@ -5,7 +5,7 @@ import { journalPathFor } from '../ebs/journal.js';
 import { bundleImageSource, rawImageSource, type ImageSource } from '../ebs/image-source.js';
 import { toEbs } from '../ebs/to-ebs.js';
 import { UsageError } from '../errors.js';
-import { readManifestFile } from '../io/manifest-file.js';
+import { readManifestFile } from '../format/manifest-file.js';
 import { DirPartSource } from '../parts/dir-part-source.js';
 import type { RestoreResult } from '../restore/restore-options.js';
 import type { Command, RunContext } from './command.js';

@@ -119,7 +119,7 @@ export function bundleImageSource(
         ...(opts.useEc2Key ? { useEc2Key: true } : {}),
         ...(opts.certPem !== undefined ? { certPem: opts.certPem } : {}),
         ...(opts.skipSignature ? { skipSignature: true } : {}),
-        sink: () => sink,
+        imageSink: () => sink,
         out: opts.out,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
