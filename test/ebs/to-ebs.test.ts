@@ -174,13 +174,19 @@ describe('to-ebs', () => {
     expect(server.faults.counters.requests.StartSnapshot ?? 0).toBe(before);
   });
 
-  it('refuses a qcow2 file instead of uploading its container bytes', async () => {
-    const q = path.join(tmp.dir, 'disk.qcow2');
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', q, '64M']);
-    const before = server.faults.counters.requests.StartSnapshot ?? 0;
-    const r = await ebsCli(server, ['to-ebs', q]);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/is a qcow2 image, not a raw disk/);
-    expect(server.faults.counters.requests.StartSnapshot ?? 0).toBe(before);
-  });
+  it.each(['qcow2', 'vpc'])(
+    'reads a %s file by its headers: the guest bytes go up, not the container',
+    async (fmt) => {
+      const q = path.join(tmp.dir, `disk.${fmt}`);
+      execFileSync('qemu-img', ['convert', '-q', '-O', fmt, sparse, q]);
+      const r = await ebsCli(server, ['to-ebs', q]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const id = snapshotIdOf(r);
+      const size = fs.statSync(sparse).size;
+      const back = snapshotDigest(server, id, size);
+      expect(back.sha256).toBe(fileSha256(sparse));
+      expect(back.tailZero).toBe(true);
+    },
+  );
 });
