@@ -11,6 +11,8 @@ import { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
 import { BundleError } from '../errors.js';
 import { type NativeAddon, nativeAddon } from '../io/native.js';
+import { threadpoolSize } from '../io/threadpool.js';
+import { PIECE_MARK } from './piece-mark.js';
 import { createSequentialGunzip, IsalGunzip } from './isal-gunzip.js';
 import {
   afterMember,
@@ -20,7 +22,7 @@ import {
   SingleMemberGunzip,
 } from './single-member-gunzip.js';
 
-const MARK = Buffer.from('0000ffff000000ffff', 'hex');
+const MARK = PIECE_MARK;
 /** Output room per piece: our writer's blocks are 1 MiB; larger pieces go the sequential way. */
 const PIECE_CAPACITY = 4 * 1024 * 1024;
 /** Compressed bytes without a mark after which the stream is taken not to be ours. */
@@ -388,11 +390,6 @@ export class ParallelGunzip extends Duplex {
     if (this.sequential!.write(chunk)) callback();
     else this.sequential!.once('drain', () => callback());
   }
-}
-
-function threadpoolSize(): number {
-  const size = Number.parseInt(process.env['UV_THREADPOOL_SIZE'] ?? '', 10);
-  return Number.isInteger(size) && size > 0 ? size : 4;
 }
 
 export function createParallelGunzip(): ParallelGunzip {

@@ -4,8 +4,7 @@
 // restore's reader then uses the part without hashing the same bytes a second time. Any other
 // part is hashed by the reader. Both go through partSha1*(), which count what they hashed (two
 // additions per part) so tests can see that every part is hashed exactly once.
-import crypto from 'node:crypto';
-import { sha1Hex } from '../io/async-sha1.js';
+import { sha1Hex, sha1HexSync } from '../io/async-sha1.js';
 import type { PartSource } from './part-source.js';
 
 /** Parts and bytes hashed by partSha1() and partSha1Sync() in this process (read by tests). */
@@ -22,7 +21,7 @@ export function partSha1(data: Uint8Array): Promise<string> {
 export function partSha1Sync(data: Uint8Array): string {
   partsHashed.parts++;
   partsHashed.bytes += data.length;
-  return crypto.createHash('sha1').update(data).digest('hex');
+  return sha1HexSync(data);
 }
 
 /** Whether the reader must hash this part itself: the source did not check it against `digest`. */

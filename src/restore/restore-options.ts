@@ -1,7 +1,8 @@
 // What restoreBundle() and verifyBundle() need: a parsed manifest, where its parts are, and the
 // key that unwraps the AES key and IV.
 import type { Reporter } from '../events.js';
-import type { DiskFormat } from '../disk/image-sink.js';
+import type { DiskFormat, ImageSink } from '../disk/image-sink.js';
+import type { TarMember } from '../format/tar-reader.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import type { PartSource } from '../parts/part-source.js';
 
@@ -25,6 +26,8 @@ export interface RestoreOptions {
   readonly destination?: string;
   /** Disk format the image is written in (default raw: the sparse image itself). */
   readonly format?: DiskFormat;
+  /** Where the image goes instead of `destination` and `format` (`--device`: a block device; to-ebs: an EBS snapshot). */
+  readonly imageSink?: (member: TarMember, name: string) => ImageSink;
   readonly signal?: AbortSignal;
   readonly out?: Reporter;
 }

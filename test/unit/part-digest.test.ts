@@ -3,7 +3,7 @@
 // part arrives (test/integration/s3-streaming.test.ts counts that case the same way).
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readManifestFile } from '../../src/io/manifest-file.js';
+import { readManifestFile } from '../../src/format/manifest-file.js';
 import { DirPartSource } from '../../src/parts/dir-part-source.js';
 import { partsHashed } from '../../src/parts/part-digest.js';
 import { partReadAhead, DEFAULT_PART_READ_AHEAD } from '../../src/parts/read-ahead.js';
