@@ -4,6 +4,7 @@
  * it and append an empty stored block, which turns the stream into a pigz-style block that the
  * next one continues. Written from RFC 1951. */
 #include "deflate_walk.h"
+#include "piece_mark.h"
 
 #include <string.h>
 
@@ -254,9 +255,9 @@ size_t deflate_unfinalize(uint8_t *p, uint64_t final_header_bit, uint64_t end_bi
   if (spare > 0) p[used - 1] &= (uint8_t)((1u << (8 - spare)) - 1); /* padding bits read as zero */
   /* An empty stored block: 3 header bits of zero (in the padding when it has room, else in one
    * more zero byte), then LEN 0 / NLEN 0xffff at the next byte boundary. A second one follows:
-   * the pair 00 00 ff ff 00 00 00 ff ff marks a block boundary that readers can find by search. */
+   * the pair is the piece mark (piece_mark.h) that readers find by search. */
   if (spare < 3) p[used++] = 0;
-  static const uint8_t tail[9] = {0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff};
+  static const uint8_t tail[PIECE_MARK_LEN] = PIECE_MARK_BYTES;
   memcpy(p + used, tail, sizeof tail);
   return used + sizeof tail;
 }

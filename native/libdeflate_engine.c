@@ -24,6 +24,7 @@
 #include "deflate_walk.h"
 #include "isal.h"
 #include "napi_util.h"
+#include "piece_mark.h"
 
 struct libdeflate_compressor;
 struct libdeflate_decompressor;
@@ -71,8 +72,9 @@ typedef struct {
   const char *error;
 } deflate_chunk_job;
 
-/* What ISA-L writes at a full flush: an empty stored block's LEN/NLEN at the end. */
-static const unsigned char SYNC_MARK[4] = {0x00, 0x00, 0xff, 0xff};
+/* What ISA-L writes at a full flush: an empty stored block's LEN/NLEN at the end (the mark's
+ * first EMPTY_STORED_LEN_NLEN bytes); the rest of the mark is one whole empty stored block. */
+static const unsigned char PIECE_MARK[PIECE_MARK_LEN] = PIECE_MARK_BYTES;
 
 static void deflate_chunk_execute(napi_env env, void *data) {
   (void)env;
@@ -94,13 +96,15 @@ static void deflate_chunk_execute(napi_env env, void *data) {
       /* A full flush leaves the stream byte-aligned: after an empty stored block of its own, or
        * after a stored block of data when the input did not compress. One or two more empty
        * stored blocks (00 00 00 ff ff each) complete the mark. */
-      static const unsigned char empty_stored[5] = {0x00, 0x00, 0x00, 0xff, 0xff};
-      if (n < 4 || memcmp(job->out + n - 4, SYNC_MARK, 4) != 0) {
-        memcpy(job->out + n, empty_stored, sizeof empty_stored);
-        n += sizeof empty_stored;
+      const unsigned char *empty_stored = PIECE_MARK + EMPTY_STORED_LEN_NLEN;
+      const size_t empty_len = PIECE_MARK_LEN - EMPTY_STORED_LEN_NLEN;
+      if (n < EMPTY_STORED_LEN_NLEN ||
+          memcmp(job->out + n - EMPTY_STORED_LEN_NLEN, PIECE_MARK, EMPTY_STORED_LEN_NLEN) != 0) {
+        memcpy(job->out + n, empty_stored, empty_len);
+        n += empty_len;
       }
-      memcpy(job->out + n, empty_stored, sizeof empty_stored);
-      n += sizeof empty_stored;
+      memcpy(job->out + n, empty_stored, empty_len);
+      n += empty_len;
     }
     job->out_len = n;
     return;

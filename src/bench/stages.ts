@@ -27,14 +27,15 @@ import {
 import { BundleError } from '../errors.js';
 import { memberHeaderBlocks, RECORD, type MemberInfo } from '../format/tar-header.js';
 import { PART_SIZE } from '../format/part-name.js';
+import { sha1HexSync as sha1Of } from '../io/async-sha1.js';
 import type { Extent } from '../io/extents.js';
+import { READ_SIZE } from '../bundle/tar-stream.js';
 import { ImageWriter } from '../restore/image-writer.js';
 import { mbPerSecond, timed, type Timing } from './measure.js';
 import type { BenchReport, StageName, StageResult } from './report.js';
 import { formatBytes } from '../format-bytes.js';
 
 /** The read size tarStream() uses, so the sample is read the way a bundle reads. */
-const READ_SIZE = 1024 * 1024;
 /** Chunks between compressor, cipher and splitter (the codecs emit at most 64 KiB at a time). */
 const STREAM_CHUNK = 64 * 1024;
 
@@ -169,10 +170,6 @@ function memoryImage(pieces: readonly Piece[]): FileHandle {
     return { bytesRead, buffer };
   };
   return { read } as unknown as FileHandle;
-}
-
-function sha1Of(buf: Buffer): string {
-  return crypto.createHash('sha1').update(buf).digest('hex');
 }
 
 /** Room for compressed output: deflate and zstd expand incompressible data by well under 1%. */

@@ -19,7 +19,8 @@ import { amibundleBundler, type Manifest } from '../format/manifest.js';
 import { serializeSigned, serializeUnsigned, signedBytes } from '../format/manifest-writer.js';
 import { manifestName, partName } from '../format/part-name.js';
 import type { MemberInfo } from '../format/tar-header.js';
-import { toolVersion } from '../version.js';
+import { EC2_ROOT_LIMIT_BYTES } from '../ec2-limits.js';
+import { manifestVersion, toolVersion } from '../version.js';
 import { planImage } from './image-plan.js';
 import type { BundleImageOptions, BundleResult } from './bundle-options.js';
 import { DirPartSink } from '../parts/dir-part-sink.js';
@@ -62,9 +63,6 @@ async function feed(
   }
 }
 
-/** EC2's limit for instance-store root devices. */
-export const EC2_IMAGE_SIZE_LIMIT = 10 * 1024 * 1024 * 1024;
-
 /** A bundle name becomes a file name, a tar member name and an S3 key. */
 export function checkBundleName(name: string): string {
   if (name === '') throw new BundleError('the bundle name (-p) is empty');
@@ -100,9 +98,9 @@ export async function bundleImage(opts: BundleImageOptions): Promise<BundleResul
     const plan = await planImage(image, opts.imagePath, opts.sparse);
     if (plan.size === 0) throw new BundleError(`the specified image ${opts.imagePath} is zero sized`);
     warnIfNoAddon(out, plan.size);
-    if (plan.size > EC2_IMAGE_SIZE_LIMIT)
+    if (plan.size > EC2_ROOT_LIMIT_BYTES)
       out.warn(
-        `the image is ${plan.size} bytes, over EC2's instance-store root limit of ${EC2_IMAGE_SIZE_LIMIT} bytes (10 GiB): EC2 will refuse to register it`,
+        `the image is ${plan.size} bytes, over EC2's instance-store root limit of ${EC2_ROOT_LIMIT_BYTES} bytes (10 GiB): EC2 will refuse to register it`,
       );
     const member: MemberInfo = {
       name,
@@ -163,7 +161,7 @@ export async function bundleImage(opts: BundleImageOptions): Promise<BundleResul
     }));
     const bundledSize = parts.reduce((s, p) => s + p.size, 0);
     const manifest: Manifest = {
-      version: '2007-10-10',
+      version: manifestVersion,
       bundler: amibundleBundler(toolVersion),
       machineConfiguration: {
         architecture: opts.architecture,

@@ -10,7 +10,9 @@ import { measureStages, type CompressRun } from '../bench/stages.js';
 import { writeSyntheticImage } from '../bench/synthetic-image.js';
 import { COMPRESSION_CODECS, LEVEL_RANGE, type CompressionCodec } from '../codec/compression.js';
 import { UsageError } from '../errors.js';
+import { ownPeakRssBytes } from '../io/peak-rss.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 import type { ParsedOptions } from './options.js';
 
 const MIB = 1024 * 1024;
@@ -20,8 +22,8 @@ const DEFAULT_LEVELS: Readonly<Record<CompressionCodec, readonly number[]>> = {
   zstd: [1, 3, 9],
 };
 
-function intOption(opts: ParsedOptions, name: string, fallback: number, min: number, max: number): number {
-  const v = opts.int(name) ?? fallback;
+function intOption(opts: ParsedOptions, name: string, min: number, max: number): number {
+  const v = opts.int(name)!;
   if (v < min || v > max) throw new UsageError(`--${name} must be between ${min} and ${max} (got ${v})`);
   return v;
 }
@@ -72,22 +74,13 @@ export const benchCommand: Command = {
     name: 'bench',
     summary: 'Measure the throughput of every bundling stage and of bundle-image/unbundle end to end.',
     options: [
-      {
-        name: 'image',
-        long: 'image',
-        short: 'i',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        default: 'a generated image (--size, --fill)',
-        help: 'The disk image to measure on.',
-      },
+      flag('image', { default: 'a generated image (--size, --fill)', help: 'The disk image to measure on.' }),
       {
         name: 'size',
         long: 'size',
         kind: 'int',
         metavar: 'MIB',
-        default: '1024',
+        defaultValue: 1024,
         help: 'Apparent size of the generated image, in MiB (without -i).',
       },
       {
@@ -95,7 +88,7 @@ export const benchCommand: Command = {
         long: 'fill',
         kind: 'int',
         metavar: 'PCT',
-        default: '65',
+        defaultValue: 65,
         help: 'Percentage of the generated image that holds data; the rest are holes (without -i).',
       },
       {
@@ -114,20 +107,13 @@ export const benchCommand: Command = {
         default: 'gzip 1,6,9 and zstd 1,3,9',
         help: 'Compression levels: N for every codec whose range holds it, CODEC:N for one codec.',
       },
-      {
-        name: 'threads',
-        long: 'threads',
-        kind: 'int',
-        metavar: 'N',
-        default: 'the number of CPUs',
-        help: 'Compression threads (stages and end-to-end runs).',
-      },
+      flag('threads', { help: 'Compression threads (stages and end-to-end runs).' }),
       {
         name: 'sample-mib',
         long: 'sample-mib',
         kind: 'int',
         metavar: 'N',
-        default: '256',
+        defaultValue: 256,
         help: 'MiB of image data held in memory for the per-stage measurements.',
       },
       {
@@ -136,6 +122,7 @@ export const benchCommand: Command = {
         kind: 'string',
         metavar: 'DIR',
         path: 'dir',
+        defaultValue: os.tmpdir(),
         default: 'the system temporary directory',
         help: 'Where the generated image, the write stage, bundles and restored images go (removed after).',
       },
@@ -144,7 +131,7 @@ export const benchCommand: Command = {
         long: 'end-to-end',
         kind: 'flag',
         negatable: true,
-        default: 'on',
+        defaultValue: true,
         help: 'Also bundle and unbundle the whole image with the CLI (one run per codec at its default level).',
       },
     ],
@@ -189,14 +176,14 @@ lines, one 'stage' and one 'end-to-end' event per measurement, and a final 'done
     const imageGiven = opts.str('image');
     if (imageGiven !== undefined && (opts.has('size') || opts.has('fill')))
       throw new UsageError('--size and --fill describe a generated image: leave them out with -i');
-    const sizeMiB = intOption(opts, 'size', 1024, 1, 16 * 1024 * 1024);
-    const fill = intOption(opts, 'fill', 65, 1, 100);
-    const sampleMiB = intOption(opts, 'sample-mib', 256, 1, 64 * 1024);
-    const threads = intOption(opts, 'threads', os.availableParallelism(), 1, 256);
+    const sizeMiB = intOption(opts, 'size', 1, 16 * 1024 * 1024);
+    const fill = intOption(opts, 'fill', 1, 100);
+    const sampleMiB = intOption(opts, 'sample-mib', 1, 64 * 1024);
+    const threads = intOption(opts, 'threads', 1, 256);
     const codecs = parseCodecs(opts.list('codecs'));
     const compress = parseLevels(opts.list('levels'), codecs);
-    const endToEnd = opts.flagIfGiven('endToEnd') ?? true;
-    const tmp = opts.str('tmp') ?? os.tmpdir();
+    const endToEnd = opts.flag('endToEnd');
+    const tmp = opts.str('tmp')!;
 
     const workDir = await fs.promises.mkdtemp(path.join(tmp, 'amibundle-bench-'));
     try {
@@ -251,7 +238,7 @@ lines, one 'stage' and one 'end-to-end' event per measurement, and a final 'done
         loadAverage: { start: loadStart, end: os.loadavg() },
         stages: staged.stages,
         endToEnd: e2e,
-        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        peakRssBytes: ownPeakRssBytes(),
       };
       if (ctx.out.mode === 'text') {
         ctx.out.info('');

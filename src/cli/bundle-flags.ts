@@ -8,143 +8,33 @@ import { findEc2Cert } from '../crypto/ec2-cert.js';
 import { BundleError, UsageError } from '../errors.js';
 import type { DeviceMapping } from '../format/manifest.js';
 import type { RunContext } from './command.js';
+import { flag, flags } from './flag-catalog.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
 
 /** Certificate, key and account: mandatory for every bundling command. */
 export const credentialOptions: readonly OptionSpec[] = [
-  {
-    name: 'cert',
-    long: 'cert',
-    short: 'c',
-    kind: 'string',
-    metavar: 'PATH',
-    path: 'file',
-    required: true,
-    help: "Your X.509 certificate (PEM); the bundle's key is also wrapped to it.",
-  },
-  {
-    name: 'privatekey',
-    long: 'privatekey',
-    short: 'k',
-    kind: 'string',
-    metavar: 'PATH',
-    path: 'file',
-    required: true,
-    help: 'Your RSA private key (PEM, PKCS#1 or PKCS#8); signs the manifest.',
-  },
-  {
-    name: 'user',
-    long: 'user',
-    short: 'u',
-    kind: 'string',
-    metavar: 'USER',
-    required: true,
-    help: 'Your AWS account number: 12 digits, hyphens allowed (not your access key id).',
-  },
+  flag('cert', { required: true }),
+  flag('privatekey', { required: true }),
+  flag('user', { required: true }),
 ];
 
 /** Manifest facts, destination and how to compress: optional for every bundling command. */
-export const bundlingOptions: readonly OptionSpec[] = [
-  {
-    name: 'destination',
-    long: 'destination',
-    short: 'd',
-    kind: 'string',
-    metavar: 'PATH',
-    path: 'dir',
-    default: '/tmp',
-    help: 'Directory the parts and manifest are written to.',
-  },
-  {
-    name: 'ec2cert',
-    long: 'ec2cert',
-    kind: 'string',
-    metavar: 'PATH',
-    path: 'file',
-    default: '$EC2_AMITOOL_HOME/etc/ec2/amitools/cert-ec2.pem, else the copy shipped with amibundle',
-    help: "EC2's certificate the key is wrapped to (use cert-ec2-gov.pem / cert-ec2-cn-north-1.pem for GovCloud / China).",
-  },
-  {
-    name: 'arch',
-    long: 'arch',
-    short: 'r',
-    kind: 'string',
-    metavar: 'ARCHITECTURE',
-    default: 'this machine (x86_64 or i386)',
-    help: 'Image architecture: i386 or x86_64.',
-  },
-  {
-    name: 'kernel',
-    long: 'kernel',
-    kind: 'string',
-    metavar: 'ID',
-    help: 'Kernel id (aki-…) for the manifest.',
-  },
-  {
-    name: 'ramdisk',
-    long: 'ramdisk',
-    kind: 'string',
-    metavar: 'ID',
-    help: 'Ramdisk id (ari-…) for the manifest.',
-  },
-  {
-    name: 'productcodes',
-    long: 'productcodes',
-    kind: 'string',
-    metavar: 'CODES',
-    help: 'Product codes, comma-separated; stored as one element exactly as ec2-ami-tools does.',
-  },
-  {
-    name: 'blockDeviceMapping',
-    long: 'block-device-mapping',
-    short: 'B',
-    kind: 'list',
-    accumulate: true,
-    metavar: 'MAPS',
-    help: 'Default block-device mapping: virtual=device,… (e.g. ami=sda1,root=/dev/sda1,ephemeral0=sdb). Repeats merge.',
-  },
-  {
-    name: 'noSizeChecks',
-    long: 'no-size-checks',
-    kind: 'flag',
-    noop: 'sizes are always checked: an empty image is refused, one over 10 GiB draws a warning.',
-    help: 'Skip size checks.',
-  },
-  {
-    name: 'sparse',
-    long: 'sparse',
-    kind: 'string',
-    choices: ['fs', 'zeros', 'none'],
-    default: 'fs',
-    help: "How holes are found: fs = the filesystem's holes, exactly as GNU tar; zeros = also all-zero 512-byte blocks; none = plain member.",
-  },
-  {
-    name: 'compress',
-    long: 'compress',
-    kind: 'string',
-    metavar: 'CODEC[:LEVEL]',
-    default: 'gzip',
-    help: 'gzip (what EC2 reads) or zstd[:LEVEL] (archives only: EC2 cannot register such a bundle).',
-  },
-  {
-    name: 'compressLevel',
-    long: 'compress-level',
-    kind: 'int',
-    metavar: 'N',
-    default: '6 (gzip), 3 (zstd)',
-    help: 'Compression level: gzip 1-9, zstd 1-19.',
-  },
-  { name: 'fast', long: 'fast', kind: 'flag', help: 'Same as --compress-level 1.' },
-  { name: 'best', long: 'best', kind: 'flag', help: 'Same as --compress-level 9 (what ec2-ami-tools uses).' },
-  {
-    name: 'threads',
-    long: 'threads',
-    kind: 'int',
-    metavar: 'N',
-    default: 'the number of CPUs',
-    help: 'Compression threads.',
-  },
-];
+export const bundlingOptions: readonly OptionSpec[] = flags(
+  'destination',
+  'ec2cert',
+  'arch',
+  'kernel',
+  'ramdisk',
+  'productcodes',
+  'blockDeviceMapping',
+  'noSizeChecks',
+  'sparse',
+  'compress',
+  'compressLevel',
+  'fast',
+  'best',
+  'threads',
+);
 
 export function detectArchitecture(): string {
   switch (os.arch()) {
@@ -180,7 +70,7 @@ export function parseBlockDeviceMapping(entries: readonly string[]): DeviceMappi
 }
 
 export function parseCompression(opts: ParsedOptions): CompressionOptions {
-  const spec = opts.str('compress') ?? 'gzip';
+  const spec = opts.str('compress')!;
   const m = /^(gzip|zstd)(?::(\d+))?$/i.exec(spec);
   if (!m) throw new UsageError(`--compress has invalid value '${spec}': use gzip or zstd[:LEVEL]`);
   const codec = m[1]!.toLowerCase() as 'gzip' | 'zstd';
@@ -199,7 +89,7 @@ export function parseCompression(opts: ParsedOptions): CompressionOptions {
   const [min, max] = codec === 'gzip' ? [1, 9] : [1, 19];
   if (level < min || level > max)
     throw new UsageError(`compression level ${level} is out of range for ${codec} (${min}-${max})`);
-  const threads = opts.int('threads') ?? os.availableParallelism();
+  const threads = opts.int('threads')!;
   if (threads < 1 || threads > 256)
     throw new UsageError(`--threads must be between 1 and 256 (got ${threads})`);
   return { codec, level, threads };
@@ -244,7 +134,7 @@ export async function bundleOptionsFromFlags(
     );
   const blockDeviceMapping = parseBlockDeviceMapping(opts.list('blockDeviceMapping'));
   const productCodes = opts.str('productcodes');
-  const destination = opts.str('destination') ?? '/tmp';
+  const destination = opts.str('destination')!;
   const ec2CertFile = findEc2Cert(opts.str('ec2cert'));
   return {
     destination,
@@ -258,7 +148,7 @@ export async function bundleOptionsFromFlags(
     ramdiskId: opts.str('ramdisk') || undefined,
     ...(productCodes ? { productCodes: [productCodes] } : {}),
     ...(blockDeviceMapping.length ? { blockDeviceMapping } : {}),
-    sparse: (opts.str('sparse') ?? 'fs') as SparseMode,
+    sparse: opts.str('sparse') as SparseMode,
     compression,
     signal: ctx.signal,
     out: ctx.out,

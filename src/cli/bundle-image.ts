@@ -16,6 +16,7 @@ import {
   reportMappingGaps,
 } from './bundle-flags.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 
 export const bundleImageCommand: Command = {
   spec: {
@@ -24,27 +25,10 @@ export const bundleImageCommand: Command = {
     summary:
       'Bundle a disk image: GNU sparse tar, gzip, AES-128-CBC, 10 MiB parts and a signed manifest, in one streaming pass.',
     options: [
-      {
-        name: 'image',
-        long: 'image',
-        short: 'i',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        required: true,
-        help: 'The disk image to bundle.',
-      },
+      flag('image', { required: true }),
       ...credentialOptions,
       ...bundlingOptions,
-      {
-        name: 'prefix',
-        long: 'prefix',
-        short: 'p',
-        kind: 'string',
-        metavar: 'PREFIX',
-        default: "the image's file name",
-        help: 'Bundle name: NAME.manifest.xml, NAME.part.N and the file name inside.',
-      },
+      flag('prefix', { default: "the image's file name" }),
       {
         name: 'upload',
         long: 'upload',
@@ -54,21 +38,12 @@ export const bundleImageCommand: Command = {
       },
       ...s3ConnectionOptions,
       aclOption,
-      {
-        name: 'location',
-        long: 'location',
-        kind: 'string',
-        metavar: 'LOCATION',
-        help: 'With --upload: region to create a missing bucket in. Default: --region.',
-      },
-      {
-        name: 'inherit',
-        long: 'inherit',
-        kind: 'flag',
-        negatable: true,
+      flag('location', { help: 'With --upload: region to create a missing bucket in. Default: --region.' }),
+      flag('inherit', {
+        defaultValue: undefined,
         noop: 'bundle-image never reads instance metadata; give --kernel, --ramdisk, -B yourself.',
         help: 'Inherit instance metadata.',
-      },
+      }),
     ],
     examples: [
       'ec2-bundle-image -i disk.img -k pk.pem -c cert.pem -u 123456789012 -r x86_64 -d /mnt/bundle',

@@ -19,28 +19,15 @@ import {
   reportMappingGaps,
 } from './bundle-flags.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 import type { OptionSpec } from './options.js';
 
 const volumeOptions: readonly OptionSpec[] = [
-  {
-    name: 'prefix',
-    long: 'prefix',
-    short: 'p',
-    kind: 'string',
-    metavar: 'PREFIX',
+  flag('prefix', {
     default: 'image',
     help: 'Name of the image file (DEST/PREFIX) and of the bundle.',
-  },
-  {
-    name: 'volume',
-    long: 'volume',
-    short: 'v',
-    kind: 'string',
-    metavar: 'PATH',
-    path: 'dir',
-    default: '/',
-    help: 'The system (or any directory) to copy into the image.',
-  },
+  }),
+  flag('volume'),
   {
     name: 'size',
     long: 'size',
@@ -57,6 +44,7 @@ const volumeOptions: readonly OptionSpec[] = [
     kind: 'string',
     metavar: 'TYPE',
     choices: ['mbr', 'gpt', 'none', 'auto'],
+    defaultValue: 'auto',
     default:
       "auto: the source disk's partition table; for a directory, gpt if it has a kernel and GRUB 2, else none",
     help: 'none = a bare file system (paravirtual); mbr or gpt = a whole disk with GRUB 2 for BIOS (HVM).',
@@ -93,7 +81,7 @@ const volumeOptions: readonly OptionSpec[] = [
     long: 'filter',
     kind: 'flag',
     negatable: true,
-    default: 'on',
+    defaultValue: true,
     help: 'The security filter: leaves out *.pem, *.priv, SSH keys (*id_rsa*, …), .ssh/authorized_keys, .bash_history, *.gpg, *.jks and editor files. --no-filter copies them. The -k/-c files are never copied.',
   },
   {
@@ -109,14 +97,7 @@ const volumeOptions: readonly OptionSpec[] = [
     kind: 'flag',
     help: 'Make the image file only; do not bundle it.',
   },
-  {
-    name: 'inherit',
-    long: 'inherit',
-    kind: 'flag',
-    negatable: true,
-    default: 'on',
-    help: "Take kernel, ramdisk, product codes, block-device mapping and ancestry from this instance's metadata (IMDSv2). Off with --no-inherit (needed off EC2).",
-  },
+  flag('inherit'),
   {
     name: 'fstab',
     long: 'fstab',
@@ -144,7 +125,7 @@ const volumeOptions: readonly OptionSpec[] = [
     long: 'serial-console',
     kind: 'flag',
     negatable: true,
-    default: 'on',
+    defaultValue: true,
     help: "Add console=ttyS0 (EC2's system log) to the kernel command line of a -P mbr/gpt image when it has no serial console.",
   },
   {
@@ -214,7 +195,7 @@ partial image are removed. Must run as root.`,
   },
 
   async run(opts, ctx) {
-    const volume = opts.str('volume') ?? '/';
+    const volume = opts.str('volume')!;
     const prefix = bundleNameFromFlags(opts) ?? 'image';
     const arch = opts.str('arch') ?? detectArchitecture();
     const fstab = fstabChoice(opts.str('fstab'), opts.flag('generateFstab'), arch);
@@ -239,7 +220,7 @@ partial image are removed. Must run as root.`,
       throw new UsageError(`--size has invalid value '${size}': give a size in MiB`);
 
     const cloneOnly = opts.flag('cloneOnly');
-    const inherit = opts.flagIfGiven('inherit') ?? true;
+    const inherit = opts.flag('inherit');
     if (!cloneOnly)
       for (const name of ['cert', 'privatekey', 'user'])
         if (!opts.has(name))
@@ -262,20 +243,20 @@ partial image are removed. Must run as root.`,
     const grubConfigFile = opts.str('grubConfig');
     const image = await makeVolumeImage({
       volume,
-      destination: opts.str('destination') ?? '/tmp',
+      destination: opts.str('destination')!,
       prefix,
       ...(size !== undefined ? { sizeMiB: size } : {}),
-      partition: (opts.str('partition') ?? 'auto') as PartitionScheme | 'auto',
+      partition: opts.str('partition') as PartitionScheme | 'auto',
       ...(opts.str('fsType') ? { fsType: opts.str('fsType') as ImageFsType } : {}),
       all: opts.flag('all'),
-      filter: opts.flagIfGiven('filter') ?? true,
+      filter: opts.flag('filter'),
       excludes,
       includes: opts.list('include'),
       secretFiles,
       fstab,
       ...(opts.str('script') ? { script: path.resolve(opts.str('script')!) } : {}),
       ...(grubConfigFile ? { grubConfig: fs.readFileSync(grubConfigFile, 'utf8') } : {}),
-      serialConsole: opts.flagIfGiven('serialConsole') ?? true,
+      serialConsole: opts.flag('serialConsole'),
       toolVersion,
       signal: ctx.signal,
       out: ctx.out,

@@ -5,6 +5,7 @@ import { bucketOption, connectionFromOptions, s3ToolConnectionOptions } from './
 import { deleteBundle, type DeleteSelection } from '../s3/delete-bundle.js';
 import { checkPlainName, parseBucketArg } from '../s3/location.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 
 export const deleteBundleCommand: Command = {
   spec: {
@@ -14,22 +15,13 @@ export const deleteBundleCommand: Command = {
     options: [
       bucketOption('Bucket, optionally followed by the key prefix of the bundle.'),
       ...s3ToolConnectionOptions,
-      {
-        name: 'manifest',
-        long: 'manifest',
-        short: 'm',
-        kind: 'string',
-        metavar: 'PATH',
+      flag('manifest', {
+        path: undefined,
         help: "The bundle's manifest: a local file, or else the name of the manifest in S3 under the key prefix. Deletes it and the parts it names.",
-      },
-      {
-        name: 'prefix',
-        long: 'prefix',
-        short: 'p',
-        kind: 'string',
-        metavar: 'PREFIX',
+      }),
+      flag('prefix', {
         help: "Bundle name (no '/'): deletes PREFIX.part.N, PREFIX.manifest and PREFIX.manifest.xml found by listing (all pages).",
-      },
+      }),
       {
         name: 'clear',
         long: 'clear',

@@ -17,6 +17,7 @@ import { checkBucket, checkCredentialSource } from '../doctor/s3-checks.js';
 import { aclFromOptions, aclOption, connectionFromOptions, s3ToolConnectionOptions } from './s3-flags.js';
 import { parseBucketArg } from '../s3/location.js';
 import type { Command, RunContext } from './command.js';
+import { flag } from './flag-catalog.js';
 
 const PURPOSES = ['bundle-image', 'bundle-vol', 'upload'] as const;
 type Purpose = (typeof PURPOSES)[number];
@@ -40,70 +41,29 @@ export const doctorCommand: Command = {
     name: 'doctor',
     summary: 'Check credentials, bucket, space, image, keys, host tools and speed before a long run.',
     options: [
-      {
-        name: 'bucket',
-        long: 'bucket',
-        short: 'b',
-        kind: 'string',
-        metavar: 'BUCKET[/PREFIX]',
+      flag('bucket', {
         help: 'Bucket to check: exists, region, ACLs enabled, and a probe object written with --acl and removed.',
-      },
+      }),
       ...s3ToolConnectionOptions,
       aclOption,
-      {
-        name: 'destination',
-        long: 'destination',
-        short: 'd',
-        kind: 'string',
+      flag('destination', {
         metavar: 'DIRECTORY',
-        default: '/tmp',
+        // Checked by the destination check itself, which says what is wrong with it.
+        path: undefined,
         help: 'Where the bundle will be written: free space against the projected bundle size, and whether it is a tmpfs (RAM).',
-      },
-      {
-        name: 'image',
-        long: 'image',
-        short: 'i',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
+      }),
+      flag('image', {
         help: "Image to bundle: its size against EC2's 10 GiB root limit, and whether it boots under HVM.",
-      },
-      {
-        name: 'privatekey',
-        long: 'privatekey',
-        short: 'k',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        help: 'Private key to sign with: loads, and matches -c.',
-      },
-      {
-        name: 'cert',
-        long: 'cert',
-        short: 'c',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        help: 'Certificate of the private key.',
-      },
-      {
-        name: 'ec2cert',
-        long: 'ec2cert',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
+      }),
+      flag('privatekey', { help: 'Private key to sign with: loads, and matches -c.' }),
+      flag('cert', { help: 'Certificate of the private key.' }),
+      flag('ec2cert', {
+        default: undefined,
         help: 'EC2 certificate to wrap the bundle key to. Default: looked up as bundle-image does.',
-      },
-      {
-        name: 'volume',
-        long: 'volume',
-        short: 'v',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'dir',
-        default: '/',
+      }),
+      flag('volume', {
         help: 'With --for bundle-vol: the volume to be bundled (its file system type picks the mkfs).',
-      },
+      }),
       {
         name: 'for',
         long: 'for',
@@ -149,7 +109,7 @@ Exits 0 when nothing failed (warnings allowed), 254 when anything did. With --js
     const image = opts.str('image');
     const keyPath = opts.str('privatekey');
     const certPath = opts.str('cert');
-    const dest = path.resolve(opts.str('destination') ?? '/tmp');
+    const dest = path.resolve(opts.str('destination')!);
     if (purpose === 'upload' && target === undefined)
       throw new UsageError('--for upload needs -b BUCKET to check');
     ctx.out.event({ type: 'start', command: 'doctor' });
@@ -180,7 +140,7 @@ Exits 0 when nothing failed (warnings allowed), 254 when anything did. With --js
     if (purpose !== 'upload') add(checkDestination(dest, projected));
     if (keyPath !== undefined || certPath !== undefined) add(checkKeys(keyPath, certPath));
     if (purpose !== 'upload') add(checkEc2Cert(opts.str('ec2cert')));
-    if (purpose === 'bundle-vol') add(checkHostTools(opts.str('volume') ?? '/'));
+    if (purpose === 'bundle-vol') add(checkHostTools(opts.str('volume')!));
     if (purpose !== 'upload') add(checkEngines());
 
     const count = (s: CheckResult['status']): number => results.filter((r) => r.status === s).length;

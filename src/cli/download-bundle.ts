@@ -5,6 +5,7 @@ import { bucketOption, connectionFromOptions, s3ToolConnectionOptions } from './
 import { downloadBundle } from '../s3/download-bundle.js';
 import { checkPlainName, parseBucketArg } from '../s3/location.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 
 export const downloadBundleCommand: Command = {
   spec: {
@@ -14,43 +15,24 @@ export const downloadBundleCommand: Command = {
     options: [
       bucketOption('Bucket, optionally followed by the key prefix of the bundle.'),
       ...s3ToolConnectionOptions,
-      {
-        name: 'privatekey',
-        long: 'privatekey',
-        short: 'k',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
+      flag('privatekey', {
         help: 'Your RSA private key. Accepted for compatibility: only pre-2007 encrypted manifests needed it, and amibundle does not read those.',
-      },
-      {
-        name: 'manifest',
-        long: 'manifest',
-        short: 'm',
-        kind: 'string',
+      }),
+      flag('manifest', {
         metavar: 'NAME',
+        path: undefined,
         default: 'PREFIX.manifest.xml',
         help: "The manifest's object name under the key prefix (no '/'); also the local file name.",
-      },
-      {
-        name: 'prefix',
-        long: 'prefix',
-        short: 'p',
-        kind: 'string',
-        metavar: 'PREFIX',
+      }),
+      flag('prefix', {
         default: 'image',
         help: "The bundle name: the manifest is PREFIX.manifest.xml (no '/').",
-      },
-      {
-        name: 'directory',
-        long: 'directory',
-        short: 'd',
-        kind: 'string',
-        metavar: 'DIRECTORY',
-        path: 'dir',
+      }),
+      flag('directory', {
+        defaultValue: '.',
         default: 'the current directory',
         help: 'Directory to download into.',
-      },
+      }),
     ],
     examples: [
       'ec2-download-bundle -b my-bucket/images -m image.manifest.xml -k pk.pem -d /mnt/restore',
@@ -75,7 +57,7 @@ run resume. The manifest is written last.`,
       manifest !== undefined
         ? checkPlainName(manifest, '--manifest')
         : `${checkPlainName(prefix ?? 'image', '--prefix')}.manifest.xml`;
-    const directory = path.resolve(opts.str('directory') ?? '.');
+    const directory = path.resolve(opts.str('directory')!);
     ctx.out.event({
       type: 'start',
       command: 'download-bundle',

@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createSelfSigned, KEY_SIZES, type KeySize } from '../crypto/self-signed.js';
 import { UsageError } from '../errors.js';
-import { existsError, requireParentDirectory, writeFileAtomic } from '../migrate/atomic-file.js';
+import { existsError, requireParentDirectory, writeFileAtomic } from '../io/atomic-file.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 
 const DEFAULT_KEY = './pk-amibundle.pem';
 const DEFAULT_CERT = './cert-amibundle.pem';
@@ -17,30 +18,27 @@ export const keygenCommand: Command = {
     name: 'keygen',
     summary: 'Create an RSA private key and a self-signed X.509 certificate for signing bundles (-k/-c).',
     options: [
-      {
+      // Same flags as the bundling commands' -k/-c, but files to write, not to read.
+      flag('privatekey', {
         name: 'keyOut',
-        long: 'privatekey',
-        short: 'k',
-        kind: 'string',
         metavar: 'KEY_OUT',
-        default: DEFAULT_KEY,
+        path: undefined,
+        defaultValue: DEFAULT_KEY,
         help: 'Where to write the private key (PKCS#8 PEM, mode 0600).',
-      },
-      {
+      }),
+      flag('cert', {
         name: 'certOut',
-        long: 'cert',
-        short: 'c',
-        kind: 'string',
         metavar: 'CERT_OUT',
-        default: DEFAULT_CERT,
+        path: undefined,
+        defaultValue: DEFAULT_CERT,
         help: 'Where to write the certificate (PEM, mode 0600).',
-      },
+      }),
       {
         name: 'days',
         long: 'days',
         kind: 'int',
         metavar: 'N',
-        default: '3650',
+        defaultValue: 3650,
         help: 'Validity of the certificate in days (1-36500; no tool checks it, but others may).',
       },
       {
@@ -48,6 +46,7 @@ export const keygenCommand: Command = {
         long: 'subject',
         kind: 'string',
         metavar: 'CN',
+        defaultValue: DEFAULT_SUBJECT,
         default: `'${DEFAULT_SUBJECT}'`,
         help: 'Common name of the certificate (subject and issuer).',
       },
@@ -57,7 +56,7 @@ export const keygenCommand: Command = {
         kind: 'string',
         metavar: 'BITS',
         choices: KEY_SIZES.map(String),
-        default: '2048',
+        defaultValue: '2048',
         help: 'RSA key size.',
       },
       {
@@ -90,8 +89,8 @@ re-sign your bundles: keep it, and keep it secret.`,
   },
 
   async run(opts, ctx) {
-    const keyOut = opts.str('keyOut') ?? DEFAULT_KEY;
-    const certOut = opts.str('certOut') ?? DEFAULT_CERT;
+    const keyOut = opts.str('keyOut')!;
+    const certOut = opts.str('certOut')!;
     const force = opts.flag('force');
     if (keyOut === '' || certOut === '') throw new UsageError('-k and -c need a file name');
     if (path.resolve(keyOut) === path.resolve(certOut))
@@ -101,7 +100,7 @@ re-sign your bundles: keep it, and keep it secret.`,
     // Error lines name the flag and the file: "the private key (-k) key.pem already exists".
     const keyWhat = 'private key (-k)';
     const certWhat = 'certificate (-c)';
-    const bits = Number(opts.str('bits') ?? '2048') as KeySize;
+    const bits = Number(opts.str('bits')) as KeySize;
     requireParentDirectory(keyOut, keyWhat);
     requireParentDirectory(certOut, certWhat);
     if (!force) {
@@ -114,13 +113,13 @@ re-sign your bundles: keep it, and keep it secret.`,
     ctx.out.debug(`generating an RSA-${bits} key`);
     const made = await createSelfSigned({
       bits,
-      commonName: opts.str('subject') ?? DEFAULT_SUBJECT,
-      days: opts.int('days') ?? 3650,
+      commonName: opts.str('subject')!,
+      days: opts.int('days')!,
     });
     const write = { mode: 0o600, overwrite: force };
-    writeFileAtomic(keyOut, made.privateKeyPem, write, FORCE_HINT, keyWhat);
+    await writeFileAtomic(keyOut, made.privateKeyPem, write, FORCE_HINT, keyWhat);
     try {
-      writeFileAtomic(certOut, made.certificatePem, write, FORCE_HINT, certWhat);
+      await writeFileAtomic(certOut, made.certificatePem, write, FORCE_HINT, certWhat);
     } catch (err) {
       // A key without its certificate is useless and would block the next run.
       if (!force) fs.rmSync(keyOut, { force: true });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { findEc2Cert, type Partition } from '../crypto/ec2-cert.js';
 import { AmiError, BundleError, ExitCode, MissingFileError, UsageError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
-import { writeFileAtomic } from '../migrate/atomic-file.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
 import {
   authenticate,
   chooseIds,
@@ -14,6 +14,7 @@ import {
   type SourceManifest,
 } from '../migrate/migrate.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 import { manifestOption, privateKeyOption } from './restore-flags.js';
 
 const PARTITIONS: readonly Partition[] = ['aws', 'aws-cn', 'aws-us-gov'];
@@ -48,48 +49,30 @@ export const migrateManifestCommand: Command = {
     summary:
       "Re-wrap a bundle's key for another EC2 certificate (partition), change kernel/ramdisk, re-sign; keeps P.bak.",
     options: [
-      {
-        name: 'cert',
-        long: 'cert',
-        short: 'c',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
+      flag('cert', {
         required: true,
         help: 'Your certificate (PEM): the existing signature must verify with it.',
-      },
+      }),
       privateKeyOption(
         "Your private key (PEM): unwraps the bundle's key to re-wrap it for EC2, and re-signs.",
         true,
       ),
       manifestOption('The manifest to migrate; rewritten in place, the original kept as PATH.bak.', true),
-      {
-        name: 'accessKey',
-        long: 'access-key',
+      flag('accessKey', {
         short: 'a',
-        kind: 'string',
         metavar: 'USER',
         noop: 'only the retired automatic mapping used it',
         help: 'AWS access key id.',
-      },
-      {
-        name: 'secretKey',
-        long: 'secret-key',
+      }),
+      flag('secretKey', {
         short: 's',
-        kind: 'string',
         metavar: 'PASSWORD',
         noop: 'only the retired automatic mapping used it',
-        help: 'AWS secret access key.',
-      },
-      {
-        name: 'ec2cert',
-        long: 'ec2cert',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
+      }),
+      flag('ec2cert', {
         default: "the certificate of --partition, else of --region's partition, else aws",
         help: "The target EC2 certificate: the bundle's key and IV are wrapped to it anew (ec2-ami-tools ignored this flag).",
-      },
+      }),
       {
         name: 'partition',
         long: 'partition',
@@ -99,25 +82,20 @@ export const migrateManifestCommand: Command = {
         default: "--region's partition, else aws",
         help: 'Use the EC2 certificate of this partition (shipped with amibundle, or from $EC2_AMITOOL_HOME).',
       },
-      {
-        name: 'kernel',
-        long: 'kernel',
-        kind: 'string',
+      flag('kernel', {
         metavar: 'KERNEL_ID',
         help: "The kernel id (aki-…) for the target region; '' removes it.",
-      },
-      {
-        name: 'ramdisk',
-        long: 'ramdisk',
-        kind: 'string',
+      }),
+      flag('ramdisk', {
         metavar: 'RAMDISK_ID',
         help: "The ramdisk id (ari-…) for the target region; '' removes it.",
-      },
+      }),
       {
         name: 'mapping',
         long: 'mapping',
         kind: 'flag',
         negatable: true,
+        defaultValue: true,
         default: 'on, which fails when the manifest has a kernel or ramdisk not given explicitly',
         help: 'Automatic kernel/ramdisk mapping is not supported (the API it used is gone): pass --kernel/--ramdisk, or --no-mapping to drop the ids not given.',
       },
@@ -127,13 +105,9 @@ export const migrateManifestCommand: Command = {
         kind: 'flag',
         help: 'Re-sign even when the existing signature does not verify with -c (only for a legacy manifest whose origin you know): migrating signs it with your key.',
       },
-      {
-        name: 'region',
-        long: 'region',
-        kind: 'string',
-        metavar: 'REGION',
+      flag('region', {
         help: "The target region, e.g. cn-north-1: picks its partition's EC2 certificate and is named in the final message.",
-      },
+      }),
     ],
     examples: [
       'ec2-migrate-manifest -m /mnt/bundle/image.manifest.xml -c cert.pem -k pk.pem --region cn-north-1 --kernel aki-12345678',
@@ -218,7 +192,7 @@ The parts are not touched: the same parts work with the migrated manifest.`,
     const kernel = opts.str('kernel');
     const ramdisk = opts.str('ramdisk');
     const ids = chooseIds(source.parsed.manifest.machineConfiguration, {
-      mapping: opts.flagIfGiven('mapping') ?? true,
+      mapping: opts.flag('mapping'),
       ...(kernel !== undefined ? { kernel } : {}),
       ...(ramdisk !== undefined ? { ramdisk } : {}),
     });
@@ -245,7 +219,7 @@ The parts are not touched: the same parts work with the migrated manifest.`,
     }
     const mode = fs.statSync(target).mode & 0o777;
     ctx.out.info('Backing up manifest...');
-    writeFileAtomic(
+    await writeFileAtomic(
       backup,
       raw,
       { mode, overwrite: false },
@@ -253,7 +227,7 @@ The parts are not touched: the same parts work with the migrated manifest.`,
       'backup file',
     );
     try {
-      writeFileAtomic(target, migrated.bytes, { mode, overwrite: true });
+      await writeFileAtomic(target, migrated.bytes, { mode, overwrite: true });
     } catch (err) {
       // The original is untouched (the write is atomic); a stale backup would block the rerun.
       fs.rmSync(backup, { force: true });

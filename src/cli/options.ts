@@ -19,7 +19,16 @@ export interface OptionSpec {
   readonly kind: OptionKind;
   readonly metavar?: string;
   readonly help: string;
-  /** Default shown in help (the command applies it). */
+  /**
+   * The value the parser gives the option when the command line does not (typed: a string for
+   * `string`, a number for `int`, a boolean for `flag`, an array for `list`). Shown in help
+   * unless `default` describes it in words.
+   */
+  readonly defaultValue?: OptionValue;
+  /**
+   * The default as help text, for a default the parser cannot give (it depends on other flags,
+   * the machine or the manifest: "the manifest's directory") or that reads better in words.
+   */
   readonly default?: string;
   /** Allowed values; unique prefixes are accepted as in the reference. */
   readonly choices?: readonly string[];
@@ -96,33 +105,61 @@ export const commonOptions: readonly OptionSpec[] = [
   },
 ];
 
+/**
+ * The parsed command line. Reading a name the command did not declare throws (a typo is a bug
+ * found on the first run, not a flag silently ignored); an option not given has its typed
+ * `defaultValue`, if any.
+ */
 export class ParsedOptions {
+  private readonly declared: Map<string, OptionSpec>;
+
   constructor(
     readonly command: CommandSpec,
-    private readonly values: Map<string, OptionValue>,
+    private readonly given: Map<string, OptionValue>,
     readonly positionals: readonly string[],
-  ) {}
+  ) {
+    this.declared = new Map(allOptions(command).map((o) => [o.name, o]));
+  }
 
+  /** Whether the command declares this option (for helpers shared by several commands). */
+  declares(name: string): boolean {
+    return this.declared.has(name);
+  }
+
+  /** Whether the option was given on the command line (defaults do not count). */
   has(name: string): boolean {
-    return this.values.has(name);
+    this.spec(name);
+    return this.given.has(name);
+  }
+
+  private spec(name: string): OptionSpec {
+    const spec = this.declared.get(name);
+    if (!spec) throw new Error(`${this.command.name} declares no option named '${name}'`);
+    return spec;
+  }
+
+  /** The given value, else the typed default. */
+  private value(name: string): OptionValue | undefined {
+    const spec = this.spec(name);
+    return this.given.get(name) ?? spec.defaultValue;
   }
 
   str(name: string): string | undefined {
-    const v = this.values.get(name);
+    const v = this.value(name);
     if (v === undefined) return undefined;
     if (typeof v !== 'string') throw new Error(`option ${name} is not a string option`);
     return v;
   }
 
   int(name: string): number | undefined {
-    const v = this.values.get(name);
+    const v = this.value(name);
     if (v === undefined) return undefined;
     if (typeof v !== 'number') throw new Error(`option ${name} is not an integer option`);
     return v;
   }
 
   flag(name: string): boolean {
-    const v = this.values.get(name);
+    const v = this.value(name);
     if (v === undefined) return false;
     if (typeof v !== 'boolean') throw new Error(`option ${name} is not a flag`);
     return v;
@@ -130,11 +167,11 @@ export class ParsedOptions {
 
   /** A flag's value when given, else undefined (for `--[no-]X` with a default elsewhere). */
   flagIfGiven(name: string): boolean | undefined {
-    return this.values.has(name) ? this.flag(name) : undefined;
+    return this.has(name) ? this.flag(name) : undefined;
   }
 
   list(name: string): string[] {
-    const v = this.values.get(name);
+    const v = this.value(name);
     if (v === undefined) return [];
     if (!Array.isArray(v)) throw new Error(`option ${name} is not a list option`);
     return v;
@@ -144,6 +181,34 @@ export class ParsedOptions {
 /** The options of a command including the common ones, in help order. */
 export function allOptions(spec: CommandSpec): OptionSpec[] {
   return [...spec.options, ...commonOptions];
+}
+
+const VALUE_TYPE: Record<OptionKind, string> = {
+  string: 'string',
+  int: 'number',
+  flag: 'boolean',
+  list: 'array',
+};
+
+/** A command's table is a programming error if a name repeats or a default has the wrong type. */
+export function checkCommandSpec(command: CommandSpec): void {
+  const seen = new Set<string>();
+  for (const o of allOptions(command)) {
+    if (seen.has(o.name)) throw new Error(`${command.name}: option '${o.name}' is declared twice`);
+    seen.add(o.name);
+    if (o.defaultValue === undefined) continue;
+    const type = Array.isArray(o.defaultValue) ? 'array' : typeof o.defaultValue;
+    if (type !== VALUE_TYPE[o.kind])
+      throw new Error(`${command.name}: --${o.long} is ${o.kind} but its defaultValue is a ${type}`);
+    if (o.required) throw new Error(`${command.name}: --${o.long} is required and has a defaultValue`);
+  }
+}
+
+/** How a typed default reads in help. */
+function showDefault(value: OptionValue): string {
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (Array.isArray(value)) return value.join(',');
+  return String(value);
 }
 
 /** Ruby `Integer()` syntax: sign, 0x/0b/0o or leading-0 octal, `_` separators. */
@@ -251,6 +316,7 @@ function store(values: Map<string, OptionValue>, spec: OptionSpec, value: Option
  * checks (the caller looks at them first). Path checks run while parsing, as in the reference.
  */
 export function parseArgs(command: CommandSpec, argv: readonly string[]): ParsedOptions {
+  checkCommandSpec(command);
   const options = allOptions(command);
   const values = new Map<string, OptionValue>();
   const positionals: string[] = [];
@@ -341,7 +407,8 @@ export function formatHelp(command: CommandSpec, invokedAs: string): string {
       const left = `    ${names.join('')}${meta}`;
       let text = o.help;
       if (o.choices) text += ` One of: ${o.choices.join(', ')}.`;
-      if (o.default !== undefined) text += ` Default: ${o.default}.`;
+      const shown = o.default ?? (o.defaultValue !== undefined ? showDefault(o.defaultValue) : undefined);
+      if (shown !== undefined) text += ` Default: ${shown}.`;
       if (o.noop) text += ` (Accepted, no effect: ${o.noop})`;
       if (o.aliases?.length) text += ` Also: ${o.aliases.map((a) => `--${a}`).join(', ')}.`;
       lines.push(left.length >= 36 ? `${left}\n${' '.repeat(36)}${text}` : `${left.padEnd(36)}${text}`);

@@ -59,6 +59,17 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./migrate-manifest.js')).migrateManifestCommand,
   },
   {
+    name: 'to-ebs',
+    summary:
+      'Upload a bundle or raw image as an EBS snapshot (EBS direct APIs), optionally registering an AMI.',
+    load: async () => (await import('./to-ebs.js')).toEbsCommand,
+  },
+  {
+    name: 'register',
+    summary: 'Register an HVM AMI from a completed EBS snapshot (boot mode, ENA, IMDSv2, deprecation).',
+    load: async () => (await import('./register.js')).registerCommand,
+  },
+  {
     name: 'keygen',
     summary: 'Create an RSA key and a self-signed certificate for signing bundles (-k/-c).',
     load: async () => (await import('./keygen.js')).keygenCommand,

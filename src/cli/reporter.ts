@@ -7,6 +7,7 @@ import cliProgress from 'cli-progress';
 import type { JsonEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
 import { printable, printableJson } from '../printable.js';
 import { formatBytes } from '../format-bytes.js';
+import { ownPeakRssBytes } from '../io/peak-rss.js';
 
 export type { JsonEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
 export { silentReporter } from '../events.js';
@@ -18,11 +19,11 @@ export interface ReporterOptions {
   readonly stderr?: NodeJS.WritableStream;
 }
 
-/** Peak RSS and CPU time of this process so far (resourceUsage reports KiB and microseconds). */
+/** Peak RSS (this process's own: peak-rss.ts) and CPU time so far (resourceUsage: microseconds). */
 function resourcesSoFar(): { maxRssBytes: number; userSeconds: number; systemSeconds: number } {
   const usage = process.resourceUsage();
   return {
-    maxRssBytes: usage.maxRSS * 1024,
+    maxRssBytes: ownPeakRssBytes(),
     userSeconds: usage.userCPUTime / 1e6,
     systemSeconds: usage.systemCPUTime / 1e6,
   };

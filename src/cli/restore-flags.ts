@@ -1,76 +1,27 @@
 // Flags shared by the commands that read a bundle (unbundle, verify): the manifest, where the
 // parts are, which key copy to unwrap, and what checks the signature (by default the public half
 // of -k; --cert; or nothing with --no-signature-check), with the line that says which it was.
-import { DISK_FORMATS } from '../disk/image-sink.js';
 import { UsageError } from '../errors.js';
 import type { SignatureOutcome } from '../restore/restore-options.js';
+import { flag } from './flag-catalog.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
 
 export function manifestOption(help: string, required: boolean): OptionSpec {
-  return {
-    name: 'manifest',
-    long: 'manifest',
-    short: 'm',
-    kind: 'string',
-    metavar: 'PATH',
-    path: 'file',
-    ...(required ? { required } : {}),
-    help,
-  };
+  return flag('manifest', { help, ...(required ? { required } : {}) });
 }
 
 export function privateKeyOption(help: string, required: boolean): OptionSpec {
-  return {
-    name: 'privatekey',
-    long: 'privatekey',
-    short: 'k',
-    kind: 'string',
-    metavar: 'PATH',
-    path: 'file',
-    ...(required ? { required } : {}),
-    help,
-  };
+  return flag('privatekey', { help, ...(required ? { required } : {}) });
 }
 
-export function sourceOption(defaultText: string): OptionSpec {
-  return {
-    name: 'source',
-    long: 'source',
-    short: 's',
-    kind: 'string',
-    metavar: 'DIRECTORY',
-    path: 'dir',
-    default: defaultText,
-    help: 'Directory holding the parts.',
-  };
-}
-
-export const ec2KeyOption: OptionSpec = {
-  name: 'ec2Key',
-  long: 'ec2-key',
-  kind: 'flag',
-  help: "-k is EC2's key: unwrap the ec2_encrypted_key/iv copies (for archives made with your own --ec2cert).",
-};
+export const ec2KeyOption: OptionSpec = flag('ec2Key');
 
 /** `--cert`: unbundle has no short name for it (ec2-unbundle had none); verify uses -c. */
 export function signatureCertOption(short?: 'c'): OptionSpec {
-  return {
-    name: 'verifyCert',
-    long: 'cert',
-    ...(short ? { short } : {}),
-    kind: 'string',
-    metavar: 'PATH',
-    path: 'file',
-    help: 'Verify the manifest signature with this certificate instead of the public half of -k (needed with --ec2-key).',
-  };
+  return flag('verifyCert', short ? { short } : {});
 }
 
-export const noSignatureCheckOption: OptionSpec = {
-  name: 'noSignatureCheck',
-  long: 'no-signature-check',
-  kind: 'flag',
-  help: 'Do not check the manifest signature (for the rare bundle signed by a key you do not have); the output says it was not checked.',
-};
+export const noSignatureCheckOption: OptionSpec = flag('noSignatureCheck');
 
 /**
  * The signature flags, checked: `--no-signature-check` with `--cert` is a contradiction.
@@ -115,12 +66,4 @@ export function signatureEvent(
 }
 
 /** `--format`: the disk format unbundle writes, straight from the tar stream. */
-export const diskFormatOption: OptionSpec = {
-  name: 'format',
-  long: 'format',
-  kind: 'string',
-  metavar: 'FORMAT',
-  choices: DISK_FORMATS,
-  default: 'raw',
-  help: 'Disk format of the restored image: raw (NAME, sparse), qcow2 (NAME.qcow2), vmdk (NAME.vmdk, streamOptimized, as AWS VM Import takes), vhd (NAME.vhd, dynamic) or vhd-fixed (NAME.vhd, fixed). Written straight from the bundle, never through a raw copy.',
-};
+export const diskFormatOption: OptionSpec = flag('format');

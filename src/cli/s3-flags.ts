@@ -6,94 +6,28 @@ import type { Reporter } from '../events.js';
 import { UsageError } from '../errors.js';
 import {
   CANNED_ACLS,
-  DEFAULT_CONCURRENCY,
-  DEFAULT_TIMEOUT_SECONDS,
   regionOfAwsHost,
   regionOfLocation,
   type CannedAcl,
   type S3ConnectionConfig,
 } from '../s3/connection.js';
 import { RETRY_OFF, RETRY_ON, type RetryPolicy } from '../s3/retry.js';
+import { flag, flags } from './flag-catalog.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
 
-export const s3ConnectionOptions: readonly OptionSpec[] = [
-  {
-    name: 'accessKey',
-    long: 'access-key',
-    kind: 'string',
-    metavar: 'KEY_ID',
-    help: 'AWS access key id. Without -a/-s/-t, the AWS SDK default chain is used: environment, shared config and profiles, SSO, container, instance profile (IMDSv2).',
-  },
-  {
-    name: 'secretKey',
-    long: 'secret-key',
-    kind: 'string',
-    metavar: 'SECRET',
-    help: 'AWS secret access key.',
-  },
-  {
-    name: 'delegationToken',
-    long: 'delegation-token',
-    kind: 'string',
-    metavar: 'TOKEN',
-    help: 'Session token of temporary credentials (sent with Signature Version 4).',
-  },
-  {
-    name: 'region',
-    long: 'region',
-    kind: 'string',
-    metavar: 'REGION',
-    help: "The bucket's region (any region). Default: found from the bucket, else us-east-1.",
-  },
-  {
-    name: 'url',
-    long: 'url',
-    kind: 'string',
-    metavar: 'URL',
-    help: 'S3 endpoint: any S3-compatible server, addressed path-style (AWS_ENDPOINT_URL_S3 works too). An AWS endpoint only selects its region.',
-  },
-  {
-    name: 'sigv',
-    long: 'sigv',
-    kind: 'string',
-    metavar: 'VERSION',
-    choices: ['2', '4'],
-    default: '4',
-    help: 'Signature version; only 4 is supported (S3 no longer accepts version 2).',
-  },
-  {
-    name: 'retry',
-    long: 'retry',
-    kind: 'flag',
-    help: `Retry failed requests (5xx, throttling, network errors, damaged downloads) up to ${RETRY_ON.attempts} attempts with exponential back-off and jitter. Without it the first failure stops the run; running again resumes.`,
-  },
-  {
-    name: 'concurrency',
-    long: 'concurrency',
-    kind: 'int',
-    metavar: 'N',
-    default: String(DEFAULT_CONCURRENCY),
-    help: 'Requests in flight at once (1-64). Memory use is about N x 10 MiB.',
-  },
-  {
-    name: 'timeout',
-    long: 'timeout',
-    kind: 'int',
-    metavar: 'SECONDS',
-    default: String(DEFAULT_TIMEOUT_SECONDS),
-    help: 'A request whose connection is idle this long fails (and is retried with --retry).',
-  },
-];
+export const s3ConnectionOptions: readonly OptionSpec[] = flags(
+  'accessKey',
+  'secretKey',
+  'delegationToken',
+  'region',
+  'url',
+  'sigv',
+  'retry',
+  'concurrency',
+  'timeout',
+);
 
-export const aclOption: OptionSpec = {
-  name: 'acl',
-  long: 'acl',
-  kind: 'string',
-  metavar: 'ACL',
-  choices: CANNED_ACLS,
-  default: 'aws-exec-read, or $AMIBUNDLE_S3_ACL',
-  help: 'Canned ACL of every object. EC2 reads bundles through aws-exec-read; private sends no ACL. AMIBUNDLE_S3_ACL sets the default where the command line is fixed (Packer) and the server lacks aws-exec-read.',
-};
+export const aclOption: OptionSpec = flag('acl');
 
 /** The shared table with this command's one-letter names, e.g. `{ accessKey: 'a' }`. */
 export function withShortNames(
@@ -112,15 +46,7 @@ export const s3ToolConnectionOptions: readonly OptionSpec[] = withShortNames(s3C
 
 /** `-b BUCKET[/PREFIX]`, mandatory for the S3 tools. */
 export function bucketOption(help: string): OptionSpec {
-  return {
-    name: 'bucket',
-    long: 'bucket',
-    short: 'b',
-    kind: 'string',
-    metavar: 'BUCKET[/PREFIX]',
-    required: true,
-    help,
-  };
+  return flag('bucket', { required: true, help });
 }
 
 function endpointUrl(text: string): URL {
@@ -156,10 +82,10 @@ export function connectionFromOptions(
       '--sigv 2 is not supported: amibundle signs every request with Signature Version 4, which all S3 regions and S3-compatible servers accept',
       'drop --sigv',
     );
-  const concurrency = opts.int('concurrency') ?? DEFAULT_CONCURRENCY;
+  const concurrency = opts.int('concurrency')!;
   if (concurrency < 1 || concurrency > 64)
     throw new UsageError(`--concurrency has invalid value '${concurrency}': give 1 to 64`);
-  const timeout = opts.int('timeout') ?? DEFAULT_TIMEOUT_SECONDS;
+  const timeout = opts.int('timeout')!;
   if (timeout < 1) throw new UsageError(`--timeout has invalid value '${timeout}': give at least 1 second`);
 
   let region = opts.str('region');
@@ -211,6 +137,7 @@ export function aclFromOptions(opts: ParsedOptions): CannedAcl {
 
 /** The connection of `--upload`/`--from` streaming: upload's --location counts as a region. */
 export function streamingConnectionFromOptions(opts: ParsedOptions, out: Reporter): S3ConnectionConfig {
-  const location = opts.str('location');
+  // Only commands that create buckets (bundle-image --upload) take --location.
+  const location = opts.declares('location') ? opts.str('location') : undefined;
   return connectionFromOptions(opts, out, location !== undefined ? { location } : {});
 }

@@ -8,7 +8,8 @@ import { s3ConnectionOptions, streamingConnectionFromOptions } from './s3-flags.
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { Command } from './command.js';
-import { readManifestFile } from '../io/manifest-file.js';
+import { flag } from './flag-catalog.js';
+import { readManifestFile } from '../format/manifest-file.js';
 import type { DiskFormat } from '../disk/image-sink.js';
 import {
   diskFormatOption,
@@ -20,7 +21,6 @@ import {
   signatureEvent,
   signatureFlags,
   signatureLine,
-  sourceOption,
 } from './restore-flags.js';
 import { deviceOptions, deviceSinkFromOptions, hvmFromOptions, hvmOptions } from './rescue-flags.js';
 import { DISK_FORMAT_SUFFIX } from '../disk/image-sink.js';
@@ -42,17 +42,13 @@ export const unbundleCommand: Command = {
         help: 'Restore straight from S3: the manifest and parts are read there, each part checked, none stored on disk. Uses the S3 options below.',
       },
       privateKeyOption('The RSA private key the bundle was made for (PEM).', true),
-      sourceOption('the current directory'),
-      {
-        name: 'destination',
-        long: 'destination',
-        short: 'd',
-        kind: 'string',
+      flag('source', { defaultValue: '.', default: 'the current directory' }),
+      flag('destination', {
         metavar: 'DIRECTORY',
-        path: 'dir',
+        defaultValue: '.',
         default: 'the current directory',
         help: 'Directory the image is written to (as NAME).',
-      },
+      }),
       diskFormatOption,
       ...deviceOptions,
       ...hvmOptions,
@@ -130,13 +126,13 @@ is restored and assembled in temporary files next to the output, which is writte
       close = () => s3.close();
     } else {
       parsed = readManifestFile(manifestPath!);
-      source = new DirPartSource(opts.str('source') ?? '.');
+      source = new DirPartSource(opts.str('source')!);
     }
     const imageSink = await deviceSinkFromOptions(opts, ctx, parsed.manifest.image.size).catch((err) => {
       close();
       throw err;
     });
-    const destination = path.resolve(opts.str('destination') ?? '.');
+    const destination = path.resolve(opts.str('destination')!);
     // --hvm: the file system image is restored into a private directory, then made a disk.
     const restoreInto = hvm
       ? await fs.promises.mkdtemp(path.join(destination, '.amibundle-hvm-restore-'))
@@ -147,7 +143,7 @@ is restored and assembled in temporary files next to the output, which is writte
       manifest: manifestPath ?? from,
       name: parsed.manifest.image.name,
     });
-    const format = (opts.str('format') ?? 'raw') as DiskFormat;
+    const format = opts.str('format') as DiskFormat;
     const removeRestoreDir = (): void => {
       if (restoreInto !== destination) fs.rmSync(restoreInto, { recursive: true, force: true });
     };

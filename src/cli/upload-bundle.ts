@@ -11,6 +11,7 @@ import {
 import { parseBucketArg } from '../s3/location.js';
 import { uploadBundle } from '../s3/upload-bundle.js';
 import type { Command } from './command.js';
+import { flag } from './flag-catalog.js';
 
 export const uploadBundleCommand: Command = {
   spec: {
@@ -21,35 +22,11 @@ export const uploadBundleCommand: Command = {
       bucketOption(
         'Bucket, optionally followed by a key prefix. A missing bucket is created (ACLs enabled).',
       ),
-      {
-        name: 'manifest',
-        long: 'manifest',
-        short: 'm',
-        kind: 'string',
-        metavar: 'PATH',
-        path: 'file',
-        required: true,
-        help: "The bundle's manifest (NAME.manifest.xml).",
-      },
-      {
-        name: 'directory',
-        long: 'directory',
-        short: 'd',
-        kind: 'string',
-        metavar: 'DIRECTORY',
-        path: 'dir',
-        default: "the manifest's directory",
-        help: 'Directory holding the parts.',
-      },
+      flag('manifest', { required: true }),
+      flag('directory', { default: "the manifest's directory" }),
       ...s3ToolConnectionOptions,
       aclOption,
-      {
-        name: 'location',
-        long: 'location',
-        kind: 'string',
-        metavar: 'LOCATION',
-        help: 'Region to create the bucket in (EU and US are accepted for eu-west-1 and us-east-1). Default: --region.',
-      },
+      flag('location'),
       {
         name: 'part',
         long: 'part',

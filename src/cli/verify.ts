@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import { DirPartSource } from '../parts/dir-part-source.js';
 import { restoreBundle, verifyParts } from '../restore/restore.js';
 import type { Command } from './command.js';
-import { readManifestFile } from '../io/manifest-file.js';
+import { flag } from './flag-catalog.js';
+import { readManifestFile } from '../format/manifest-file.js';
 import {
   ec2KeyOption,
   manifestOption,
@@ -13,7 +14,6 @@ import {
   signatureEvent,
   signatureFlags,
   signatureLine,
-  sourceOption,
 } from './restore-flags.js';
 import path from 'node:path';
 
@@ -30,7 +30,7 @@ export const verifyCommand: Command = {
       ),
       signatureCertOption('c'),
       noSignatureCheckOption,
-      sourceOption("the manifest's directory"),
+      flag('source', { default: "the manifest's directory" }),
       ec2KeyOption,
     ],
     examples: [

@@ -8,6 +8,7 @@ import os from 'node:os';
 import { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
 import { nativeAddon } from '../io/native.js';
+import { threadpoolSize } from '../io/threadpool.js';
 
 export interface ParallelGzipOptions {
   /** zlib level 1..9. */
@@ -363,7 +364,5 @@ export function gzipHeader(level: number): Buffer {
  * reads feeding us are not queued behind a second of deflate work.
  */
 function threadpoolLimit(): number {
-  const size = Number.parseInt(process.env['UV_THREADPOOL_SIZE'] ?? '', 10);
-  const poolSize = Number.isInteger(size) && size > 0 ? size : 4;
-  return Math.max(1, poolSize - 1);
+  return Math.max(1, threadpoolSize() - 1);
 }

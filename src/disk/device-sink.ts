@@ -11,7 +11,7 @@ import type { Reporter } from '../events.js';
 import { AmiError, BundleError } from '../errors.js';
 import { createAsyncSha1, type AsyncSha1 } from '../io/async-sha1.js';
 import { zeroBlocks } from '../io/zero-scan.js';
-import { onPath, runTool } from '../volume/run-tool.js';
+import { onPath, runTool } from '../io/run-tool.js';
 import type { ImageSink } from './image-sink.js';
 
 /** Zeros are written (and hashed) from one buffer of this size. */

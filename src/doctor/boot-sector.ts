@@ -17,18 +17,23 @@ export type BootLayout =
 const BIOS_BOOT_GUID = Buffer.from('4861682149646f6e744e656564454649', 'hex');
 const SECTOR = 512;
 
-function readAt(fd: number, offset: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  const n = fs.readSync(fd, buf, 0, length, offset);
-  return buf.subarray(0, n);
+/** Reads up to `length` bytes at `offset` (fewer at the end of the image). */
+type ReadAt = (offset: number, length: number) => Buffer;
+
+function fileReader(fd: number): ReadAt {
+  return (offset, length) => {
+    const buf = Buffer.alloc(length);
+    const n = fs.readSync(fd, buf, 0, length, offset);
+    return buf.subarray(0, n);
+  };
 }
 
 /** File systems a bare image may hold, by their superblock magic. */
-function bareFilesystem(fd: number): string | undefined {
-  const ext = readAt(fd, 1024 + 56, 2);
+function bareFilesystem(readAt: ReadAt): string | undefined {
+  const ext = readAt(1024 + 56, 2);
   if (ext.length === 2 && ext.readUInt16LE(0) === 0xef53) return 'ext2/3/4';
-  if (readAt(fd, 0, 4).toString('latin1') === 'XFSB') return 'xfs';
-  if (readAt(fd, 0x10040, 8).toString('latin1') === '_BHRfS_M') return 'btrfs';
+  if (readAt(0, 4).toString('latin1') === 'XFSB') return 'xfs';
+  if (readAt(0x10040, 8).toString('latin1') === '_BHRfS_M') return 'btrfs';
   return undefined;
 }
 
@@ -37,14 +42,14 @@ function hasGrubBootCode(mbr: Buffer): boolean {
   return mbr.subarray(0, 440).includes('GRUB', 0, 'latin1');
 }
 
-function hasBiosBootPartition(fd: number): boolean {
-  const header = readAt(fd, SECTOR, 92);
+function hasBiosBootPartition(readAt: ReadAt): boolean {
+  const header = readAt(SECTOR, 92);
   if (header.length < 92 || header.subarray(0, 8).toString('latin1') !== 'EFI PART') return false;
   const entriesLba = Number(header.readBigUInt64LE(72));
   const count = Math.min(header.readUInt32LE(80), 1024);
   const size = header.readUInt32LE(84);
   if (size < 128) return false;
-  const table = readAt(fd, entriesLba * SECTOR, count * size);
+  const table = readAt(entriesLba * SECTOR, count * size);
   for (let i = 0; i + 16 <= table.length; i += size)
     if (table.subarray(i, i + 16).equals(BIOS_BOOT_GUID)) return true;
   return false;
@@ -53,23 +58,30 @@ function hasBiosBootPartition(fd: number): boolean {
 export function inspectBootSector(imagePath: string): BootLayout {
   const fd = fs.openSync(imagePath, 'r');
   try {
-    const mbr = readAt(fd, 0, SECTOR);
-    const signed = mbr.length === SECTOR && mbr[510] === 0x55 && mbr[511] === 0xaa;
-    if (!signed) {
-      const fsType = bareFilesystem(fd);
-      return fsType !== undefined ? { kind: 'bare-filesystem', fsType } : { kind: 'unknown' };
-    }
-    // A protective MBR entry (type 0xEE) means the partitions are in a GPT.
-    const gpt = [0, 1, 2, 3].some((i) => mbr[446 + i * 16 + 4] === 0xee);
-    if (gpt) {
-      if (!hasBiosBootPartition(fd)) return { kind: 'gpt-no-bios-boot' };
-      return hasGrubBootCode(mbr) ? { kind: 'gpt-grub' } : { kind: 'gpt-no-loader' };
-    }
-    if (hasGrubBootCode(mbr)) return { kind: 'mbr-grub' };
-    return mbr.subarray(0, 440).some((b) => b !== 0)
-      ? { kind: 'mbr-other-loader' }
-      : { kind: 'mbr-no-loader' };
+    return inspectBoot(fileReader(fd));
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The same from the first bytes of an image (to-ebs sees them before anything is uploaded). */
+export function inspectBootHead(head: Buffer): BootLayout {
+  return inspectBoot((offset, length) => head.subarray(offset, offset + length));
+}
+
+function inspectBoot(readAt: ReadAt): BootLayout {
+  const mbr = readAt(0, SECTOR);
+  const signed = mbr.length === SECTOR && mbr[510] === 0x55 && mbr[511] === 0xaa;
+  if (!signed) {
+    const fsType = bareFilesystem(readAt);
+    return fsType !== undefined ? { kind: 'bare-filesystem', fsType } : { kind: 'unknown' };
+  }
+  // A protective MBR entry (type 0xEE) means the partitions are in a GPT.
+  const gpt = [0, 1, 2, 3].some((i) => mbr[446 + i * 16 + 4] === 0xee);
+  if (gpt) {
+    if (!hasBiosBootPartition(readAt)) return { kind: 'gpt-no-bios-boot' };
+    return hasGrubBootCode(mbr) ? { kind: 'gpt-grub' } : { kind: 'gpt-no-loader' };
+  }
+  if (hasGrubBootCode(mbr)) return { kind: 'mbr-grub' };
+  return mbr.subarray(0, 440).some((b) => b !== 0) ? { kind: 'mbr-other-loader' } : { kind: 'mbr-no-loader' };
 }

@@ -9,13 +9,12 @@ import { dataExtents } from '../io/extents.js';
 import { loadAddon } from '../io/native.js';
 import { GRUB_MODULES_DIR } from '../volume/grub.js';
 import { mountContaining, readMountInfo } from '../volume/mountinfo.js';
-import { onPath } from '../volume/run-tool.js';
+import { onPath } from '../io/run-tool.js';
 import { inspectBootSector } from './boot-sector.js';
+import { EC2_ROOT_LIMIT_BYTES } from '../ec2-limits.js';
 import { formatBytes } from '../format-bytes.js';
 import { failed, failedFrom, ok, warning, type CheckResult } from './check.js';
 
-/** EC2's limit for the root device of an instance-store AMI. */
-export const ROOT_LIMIT_BYTES = 10 * 2 ** 30;
 const TMPFS_MAGIC = 0x01021994;
 
 export interface ImageFacts {
@@ -37,7 +36,7 @@ export async function imageFacts(imagePath: string): Promise<ImageFacts> {
 
 export function checkImageSize(imagePath: string, facts: ImageFacts): CheckResult {
   const found = `${imagePath} is ${formatBytes(facts.size)} (${formatBytes(facts.dataBytes)} of data)`;
-  if (facts.size > ROOT_LIMIT_BYTES)
+  if (facts.size > EC2_ROOT_LIMIT_BYTES)
     return failed(
       'image-size',
       `${found}: larger than the 10 GiB EC2 allows for an instance-store root device`,

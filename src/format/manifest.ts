@@ -1,5 +1,11 @@
 // The bundle manifest as data: what version 2007-10-10 holds (FORMAT.md §5), plus what older
 // versions lack. Readers fill what they find; the writer emits exactly the reference's bytes.
+//
+// format/ is the manifest's one home: these types, where its parts lie in its bytes
+// (manifest-layout.ts), the reader and the writer, the version classes ec2-migrate-manifest tells
+// apart (manifest-version.ts), the form REXML re-serialises it to (rexml-form.ts) and reading one
+// from a file (manifest-file.ts). All of it is what a manifest is, so it sits below every feature
+// that uses one; migrate/ keeps only the migration itself.
 
 export interface Bundler {
   readonly name: string;

@@ -24,7 +24,7 @@ import { attachLoop, createImageFile, partitionImage, ROOT_START_SECTOR } from '
 import { findKernel, installGrub, kernelCommandLine, type KernelFiles } from '../volume/grub.js';
 import { pathInImage } from '../volume/image-path.js';
 import { mountWithUndo } from '../volume/mounts.js';
-import { notInstalled, onPath, runTool } from '../volume/run-tool.js';
+import { notInstalled, onPath, runTool } from '../io/run-tool.js';
 import { hvmFstab } from './pv-fstab.js';
 
 const MiB = 1024 * 1024;

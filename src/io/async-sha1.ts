@@ -39,6 +39,15 @@ export function createAsyncSha1(): AsyncSha1 {
   };
 }
 
+/**
+ * SHA-1 of one buffer, on the event loop: for callers that hold one small buffer and nothing to
+ * overlap with (an S3 body being checked, a part already on disk). Kept here beside the
+ * asynchronous form so that a part's digest is computed one way, in one module.
+ */
+export function sha1HexSync(data: Uint8Array): string {
+  return crypto.createHash('sha1').update(data).digest('hex');
+}
+
 /** SHA-1 of one buffer, hashed off the event loop when the addon is there. */
 export async function sha1Hex(data: Uint8Array): Promise<string> {
   const hash = createAsyncSha1();

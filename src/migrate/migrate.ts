@@ -10,9 +10,10 @@ import { AmiError, BundleError, UsageError } from '../errors.js';
 import type { Manifest, MachineConfiguration } from '../format/manifest.js';
 import { parseManifest, type ParsedManifest } from '../format/manifest-reader.js';
 import { serializeSigned, serializeUnsigned, signedBytes } from '../format/manifest-writer.js';
+import { manifestVersion } from '../version.js';
 import { signedLayout } from '../format/manifest-layout.js';
-import { checkMigratable, type ManifestVersionClass } from './manifest-version.js';
-import { rexmlForm } from './rexml-form.js';
+import { checkMigratable, type ManifestVersionClass } from '../format/manifest-version.js';
+import { rexmlForm } from '../format/rexml-form.js';
 
 export interface SourceManifest {
   readonly parsed: ParsedManifest;
@@ -133,7 +134,7 @@ export function rebuildManifest(source: SourceManifest, opts: RebuildOptions): M
   const ivHex = unwrap(m.image.userEncryptedIv, 'user_encrypted_iv');
 
   const old = m.machineConfiguration;
-  const isOld = source.versionClass !== '2007-10-10';
+  const isOld = source.versionClass !== manifestVersion;
   const type = isOld ? 'machine' : m.image.type;
   const machineConfiguration: MachineConfiguration = {
     architecture: source.versionClass === '3' ? 'i386' : old?.architecture,
@@ -144,7 +145,7 @@ export function rebuildManifest(source: SourceManifest, opts: RebuildOptions): M
   };
   const { kernelName, ...image } = m.image;
   const manifest: Manifest = {
-    version: '2007-10-10',
+    version: manifestVersion,
     ...(m.bundler ? { bundler: m.bundler } : {}),
     machineConfiguration,
     image: {

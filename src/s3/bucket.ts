@@ -231,10 +231,6 @@ export const DAMAGED_DOWNLOAD_ATTEMPTS = 3;
 /** A download whose bytes do not match what the manifest promised (retried, then exit 254). */
 export class DamagedDownload extends BundleError {}
 
-export function sha1Hex(data: Buffer): string {
-  return crypto.createHash('sha1').update(data).digest('hex');
-}
-
 export function md5Base64(data: Buffer): string {
   return crypto.createHash('md5').update(data).digest('base64');
 }

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { Reporter } from '../events.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
-import { parseNamed, readManifestFile } from '../io/manifest-file.js';
+import { parseNamed, readManifestFile } from '../format/manifest-file.js';
 import { orderedParts } from './bundle-parts.js';
 import type { S3ConnectionConfig } from './connection.js';
 import { s3Url, type S3Location } from './location.js';

@@ -5,10 +5,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Reporter } from '../events.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
-import { DamagedDownload, sha1Hex } from './bucket.js';
-import { parseNamed } from '../io/manifest-file.js';
+import { DamagedDownload } from './bucket.js';
+import { sha1HexSync } from '../io/async-sha1.js';
+import { parseNamed } from '../format/manifest-file.js';
 import { readRegular } from '../io/safe-open.js';
-import { ownedTempPath, sweepStaleTemps, trackTemp, untrackTemp } from '../io/owned-temp.js';
+import { sweepStaleTemps } from '../io/owned-temp.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { orderedParts } from './bundle-parts.js';
 import type { S3ConnectionConfig } from './connection.js';
@@ -35,25 +37,13 @@ export interface DownloadBundleResult {
   readonly seconds: number;
 }
 
-/** Writes a file whole or not at all: a temporary name in the same directory, then rename. */
-export async function writeFileAtomic(file: string, data: Buffer): Promise<void> {
-  const temp = ownedTempPath(path.dirname(file), path.basename(file));
-  trackTemp(temp);
-  try {
-    await fs.promises.writeFile(temp, data, { flag: 'wx', mode: 0o644 });
-    await fs.promises.rename(temp, file);
-  } catch (err) {
-    await fs.promises.rm(temp, { force: true });
-    throw err;
-  } finally {
-    untrackTemp(temp);
-  }
-}
+/** Downloaded parts and the manifest get the mode bundling gives them; a damaged one is replaced. */
+const PUT_DOWNLOADED = { mode: 0o644, underUmask: true, overwrite: true } as const;
 
 async function intactOnDisk(file: string, sha1: string): Promise<boolean> {
   try {
     // A link or FIFO under a part's name is never followed: it is replaced by the download.
-    return sha1Hex(await readRegular(file, 'part file', MAX_PART_BYTES)) === sha1;
+    return sha1HexSync(await readRegular(file, 'part file', MAX_PART_BYTES)) === sha1;
   } catch {
     return false;
   }
@@ -91,14 +81,14 @@ export async function downloadBundle(opts: DownloadBundleOptions): Promise<Downl
         } else {
           const key = source.prefix + part.filename;
           const data = await bucket.get(key, Math.min(MAX_PART_BYTES, total), (body) => {
-            const got = sha1Hex(body);
+            const got = sha1HexSync(body);
             if (got !== part.digest)
               throw new DamagedDownload(
                 `part ${s3Url(source.bucket, key)} does not match the manifest: SHA-1 ${got}, the manifest says ${part.digest}`,
                 'the object in S3 is damaged or was replaced: upload the bundle again',
               );
           });
-          await writeFileAtomic(file, data);
+          await writeFileAtomic(file, data, PUT_DOWNLOADED);
           out.info(`Downloaded ${part.filename} from ${source.bucket}`);
           downloaded.push(part.filename);
           bytesReceived += data.length;
@@ -115,7 +105,7 @@ export async function downloadBundle(opts: DownloadBundleOptions): Promise<Downl
     );
     out.endProgress();
     // The manifest comes last: its presence on disk means every part beside it is verified.
-    await writeFileAtomic(manifestPath, raw);
+    await writeFileAtomic(manifestPath, raw, PUT_DOWNLOADED);
     const seconds = (Date.now() - started) / 1000;
     out.info(
       `Download complete: ${parts.length} parts in ${opts.directory}${kept.length > 0 ? ` (${kept.length} already there)` : ''}.`,

@@ -5,7 +5,8 @@
 // min(64 MiB, the bundle's size) whether or not the server sends a length.
 import type { PartSource } from '../parts/part-source.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
-import { DamagedDownload, sha1Hex, type S3Bucket } from './bucket.js';
+import { DamagedDownload, type S3Bucket } from './bucket.js';
+import { sha1HexSync } from '../io/async-sha1.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { s3Url } from './location.js';
 
@@ -54,7 +55,7 @@ export class S3PartSource implements PartSource {
     const digest = this.digests.get(filename);
     const body = this.bucket.get(key, this.maxPartBytes, (data) => {
       if (digest === undefined) return;
-      const got = sha1Hex(data);
+      const got = sha1HexSync(data);
       if (got !== digest)
         throw new DamagedDownload(
           `part ${s3Url(this.bucket.name, key)} does not match the manifest: SHA-1 ${got}, the manifest says ${digest}`,

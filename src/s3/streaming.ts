@@ -4,7 +4,7 @@
 import type { Reporter } from '../events.js';
 import { UsageError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
-import { parseNamed } from '../io/manifest-file.js';
+import { parseNamed } from '../format/manifest-file.js';
 import type { CannedAcl, S3ConnectionConfig } from './connection.js';
 import { parseS3Url, s3Url } from './location.js';
 import { openBucket } from './open-bucket.js';

@@ -5,8 +5,9 @@ import path from 'node:path';
 import type { Reporter } from '../events.js';
 import { BundleError, MissingFileError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
-import { md5Base64, md5Base64ToHex, sha1Hex } from './bucket.js';
-import { readManifestFile } from '../io/manifest-file.js';
+import { md5Base64, md5Base64ToHex } from './bucket.js';
+import { sha1HexSync } from '../io/async-sha1.js';
+import { readManifestFile } from '../format/manifest-file.js';
 import { kindOf, notRegular, readRegular } from '../io/safe-open.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { commonPrefix, orderedParts } from './bundle-parts.js';
@@ -116,7 +117,7 @@ export async function uploadBundle(opts: UploadBundleOptions): Promise<UploadBun
           return;
         }
         const data = await readRegular(file, 'part file', MAX_PART_BYTES);
-        const sha1 = sha1Hex(data);
+        const sha1 = sha1HexSync(data);
         if (sha1 !== part.digest)
           throw new BundleError(
             `part file ${file} does not match the manifest (SHA-1 ${sha1}, manifest says ${part.digest}); nothing damaged was uploaded`,

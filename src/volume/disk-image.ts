@@ -7,7 +7,7 @@ import type { Reporter } from '../events.js';
 import { AmiError } from '../errors.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { MiB } from './size-plan.js';
-import { runTool, runToolSync } from './run-tool.js';
+import { runTool, runToolSync } from '../io/run-tool.js';
 
 export type PartitionScheme = 'mbr' | 'gpt' | 'none';
 

@@ -12,7 +12,7 @@ import { AmiError } from '../errors.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { pathInImage } from './image-path.js';
 import { bindSystemDirs } from './mounts.js';
-import { onPath, runTool, ToolError } from './run-tool.js';
+import { onPath, runTool, ToolError } from '../io/run-tool.js';
 
 /** Where GRUB's BIOS modules live in a system (Debian, Ubuntu, RHEL, Amazon Linux alike). */
 export const GRUB_MODULES_DIR = 'usr/lib/grub/i386-pc';

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import type { Reporter } from '../events.js';
 import { AmiError } from '../errors.js';
 import type { ExtParameters } from './source-probe.js';
-import { runTool } from './run-tool.js';
+import { runTool } from '../io/run-tool.js';
 
 export type ImageFsType = 'ext2' | 'ext3' | 'ext4' | 'xfs';
 

@@ -4,7 +4,7 @@
 import type { Reporter } from '../events.js';
 import type { CleanupStack } from './cleanup-stack.js';
 import { pathInImage } from './image-path.js';
-import { runTool, runToolSync } from './run-tool.js';
+import { runTool, runToolSync } from '../io/run-tool.js';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@
 import type { Reporter } from '../events.js';
 import { AmiError } from '../errors.js';
 import { rsyncFilterArgs, type CopyRule, type RuleReason } from './copy-rules.js';
-import { commandLine, runTool, type ToolResult } from './run-tool.js';
+import { commandLine, runTool, type ToolResult } from '../io/run-tool.js';
 
 export interface CopyProblem {
   /** The path inside the volume, when rsync named one. */

@@ -5,10 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AmiError, ExitCode } from '../errors.js';
 import type { PrunedPath } from './copy-rules.js';
+import { EC2_ROOT_LIMIT_MIB } from '../ec2-limits.js';
 
 export const MiB = 1024 * 1024;
-/** EC2's limit for an instance-store root device, in MiB. */
-export const EC2_ROOT_LIMIT_MIB = 10240;
 /** mkfs.xfs refuses file systems smaller than 300 MB. */
 const XFS_MIN_MIB = 512;
 const EXT_MIN_MIB = 64;

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Reporter } from '../events.js';
 import { mountAt, mountsBelow, readMountInfo, type MountEntry } from './mountinfo.js';
-import { runTool } from './run-tool.js';
+import { runTool } from '../io/run-tool.js';
 
 export interface ExtParameters {
   /** Features as `tune2fs -l` lists them, minus the run-time state flags. */

@@ -42,7 +42,7 @@ import { pathInImage } from './image-path.js';
 import { volumePath } from './mountinfo.js';
 import { mountWithUndo } from './mounts.js';
 import { copyVolume, type CopyReport } from './rsync-copy.js';
-import { notInstalled, onPath, runTool } from './run-tool.js';
+import { notInstalled, onPath, runTool } from '../io/run-tool.js';
 import { chooseImageSize, estimateData } from './size-plan.js';
 import { probeSource, swapFiles, type SourceFacts } from './source-probe.js';
 

@@ -10,7 +10,7 @@ import { createSelfSigned } from '../../src/crypto/self-signed.js';
 import { signHex, verifyHex } from '../../src/crypto/signature.js';
 import { AmiError, ExitCode } from '../../src/errors.js';
 import { parseManifest } from '../../src/format/manifest-reader.js';
-import { checkMigratable, classifyVersion, rubyToI } from '../../src/migrate/manifest-version.js';
+import { checkMigratable, classifyVersion, rubyToI } from '../../src/format/manifest-version.js';
 import {
   authenticate,
   chooseIds,
@@ -18,7 +18,7 @@ import {
   rebuildManifest,
   type IdChoice,
 } from '../../src/migrate/migrate.js';
-import { rexmlForm } from '../../src/migrate/rexml-form.js';
+import { rexmlForm } from '../../src/format/rexml-form.js';
 import { bundledCases, key } from '../support/fixtures.js';
 
 const userKey = loadPrivateKey(key('user-key.pem'));

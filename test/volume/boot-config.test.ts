@@ -6,7 +6,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adjustFstab, generatedFstab } from '../../src/volume/fstab.js';
 import { findKernel, grubConfig, kernelCommandLine, shellVariable } from '../../src/volume/grub.js';
-import { chooseImageSize, EC2_ROOT_LIMIT_MIB, MiB } from '../../src/volume/size-plan.js';
+import { EC2_ROOT_LIMIT_MIB } from '../../src/ec2-limits.js';
+import { chooseImageSize, MiB } from '../../src/volume/size-plan.js';
 import { pathInImage } from '../../src/volume/image-path.js';
 import { parseTune2fsList } from '../../src/volume/source-probe.js';
 

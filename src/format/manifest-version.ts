@@ -2,7 +2,7 @@
 // and the fields a migration needs from it. Other readers are version-agnostic; only migration
 // cares, because it rewrites older versions as 2007-10-10.
 import { BundleError } from '../errors.js';
-import { manifestRoot, text } from '../format/manifest-reader.js';
+import { manifestRoot, text } from './manifest-reader.js';
 
 export type ManifestVersionClass = '3' | '2007-08-29' | '2007-10-10';
 

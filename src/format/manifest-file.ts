@@ -2,8 +2,8 @@
 // file or object named in every error and the exit code a missing file deserves.
 import path from 'node:path';
 import { BundleError } from '../errors.js';
-import { MAX_MANIFEST_BYTES, parseManifest, type ParsedManifest } from '../format/manifest-reader.js';
-import { readRegularSync } from './safe-open.js';
+import { MAX_MANIFEST_BYTES, parseManifest, type ParsedManifest } from './manifest-reader.js';
+import { readRegularSync } from '../io/safe-open.js';
 
 /** parseManifest, with where the manifest came from in the message. */
 export function parseNamed(raw: Buffer, where: string): ParsedManifest {
