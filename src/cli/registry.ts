@@ -53,6 +53,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./delete-bundle.js')).deleteBundleCommand,
   },
   {
+    name: 'convert',
+    summary: 'Convert a disk image between raw, qcow2, VMDK and VHD (told by its headers), holes kept.',
+    load: async () => (await import('./convert.js')).convertCommand,
+  },
+  {
     name: 'verify',
     summary: 'Check a bundle end to end (parts, decryption, digest, signature) without writing.',
     load: async () => (await import('./verify.js')).verifyCommand,
