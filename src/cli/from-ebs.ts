@@ -231,8 +231,8 @@ afterwards.`,
       ctx.out.event({
         type: 'start',
         command: 'from-ebs',
-        snapshot: snapshotId,
-        volumeSize: facts.volumeGiB * GIB,
+        snapshotId,
+        size: facts.volumeGiB * GIB,
       });
       ctx.out.info(
         `Reading snapshot ${snapshotId} (${facts.volumeGiB} GiB${facts.encrypted ? ', encrypted' : ''})...`,
@@ -249,7 +249,7 @@ afterwards.`,
       ctx.out.event({
         type: 'done',
         command: 'from-ebs',
-        snapshot: snapshotId,
+        snapshotId,
         ...(bundle ? { manifest: r.written } : { image: r.written, format }),
         size: facts.volumeGiB * GIB,
         blocks: r.stats.blocks,
