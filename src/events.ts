@@ -68,7 +68,7 @@ export type StartEvent = { readonly type: 'start' } & (
   | { readonly command: 'keygen'; readonly bits: number }
   | { readonly command: 'bench'; readonly image: string; readonly generated: boolean }
   | { readonly command: 'to-ebs'; readonly source: string; readonly size: number }
-  | { readonly command: 'from-ebs'; readonly snapshotId: string; readonly size: number }
+  | { readonly command: 'from-ebs'; readonly snapshotId: string; readonly volumeSize: number }
 );
 
 /** bundle-vol: the copy into the image file begins. */
@@ -235,12 +235,17 @@ export type DoneEvent = { readonly type: 'done' } & (
     }
   | { readonly command: 'register'; readonly snapshotId: string; readonly imageId: string }
   | {
+      readonly command: 'convert';
+      readonly ok: boolean;
+      readonly input: string;
+      readonly inputFormat: string;
+      readonly output: string;
+      readonly format: string;
+      readonly virtualSize: number;
+    }
+  | ({
       readonly command: 'from-ebs';
       readonly snapshotId: string;
-      /** -o: the image written and its format; --bundle: the manifest. */
-      readonly image?: string;
-      readonly format?: string;
-      readonly manifest?: string;
       readonly size: number;
       readonly blocks: number;
       readonly dataBytes: number;
@@ -248,7 +253,7 @@ export type DoneEvent = { readonly type: 'done' } & (
       readonly getRequests: number;
       readonly checksumRetries: number;
       readonly seconds: number;
-    }
+    } & ({ readonly manifest: string } | { readonly image: string; readonly format: string }))
   | {
       readonly command: 'ec2-ami-tools-version';
       readonly amiTools: string;

@@ -232,7 +232,7 @@ afterwards.`,
         type: 'start',
         command: 'from-ebs',
         snapshotId,
-        size: facts.volumeGiB * GIB,
+        volumeSize: facts.volumeGiB * GIB,
       });
       ctx.out.info(
         `Reading snapshot ${snapshotId} (${facts.volumeGiB} GiB${facts.encrypted ? ', encrypted' : ''})...`,
