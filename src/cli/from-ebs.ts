@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleImage } from '../bundle/bundle-image.js';
 import { createImageSink } from '../disk/create-sink.js';
-import { DISK_FORMAT_SUFFIX, DISK_FORMATS, type DiskFormat, type ImageSink } from '../disk/image-sink.js';
+import { DISK_FORMAT_SUFFIX, type DiskFormat, type ImageSink } from '../disk/image-sink.js';
 import { checkEbsSetup, createEbsClients } from '../ebs/clients.js';
 import type { EbsConnectionConfig } from '../ebs/connection.js';
 import {
@@ -33,6 +33,7 @@ import {
 } from './bundle-flags.js';
 import type { Command, RunContext } from './command.js';
 import { ebsConnectionFromOptions, ebsConnectionOptions } from './ebs-flags.js';
+import { flag } from './flag-catalog.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
 
 const GIB = 2 ** 30;
@@ -146,30 +147,19 @@ export const fromEbsCommand: Command = {
         metavar: 'FILE',
         help: 'Write the snapshot as this disk image (sparse: holes where the snapshot has no data).',
       },
-      {
-        name: 'format',
-        long: 'format',
-        kind: 'string',
-        metavar: 'FORMAT',
-        choices: DISK_FORMATS,
-        default: 'raw',
+      flag('format', {
         help: 'Disk format of -o FILE: raw, qcow2, vmdk (streamOptimized), vhd (dynamic) or vhd-fixed; FILE must end in .qcow2, .vmdk or .vhd for those. Written straight from the blocks, never through a raw copy.',
-      },
+      }),
       {
         name: 'bundle',
         long: 'bundle',
         kind: 'flag',
         help: 'Make an instance-store bundle of the snapshot instead (parts and signed manifest in -d), named by -p (default: the snapshot id). Needs -k, -c, -u.',
       },
-      {
-        name: 'prefix',
-        long: 'prefix',
-        short: 'p',
-        kind: 'string',
-        metavar: 'PREFIX',
+      flag('prefix', {
         default: 'the snapshot id',
         help: 'With --bundle: bundle name (NAME.manifest.xml, NAME.part.N and the file name inside).',
-      },
+      }),
       {
         name: 'wait',
         long: 'wait',
