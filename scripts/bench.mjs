@@ -525,7 +525,7 @@ async function main() {
   const { loadAddon } = await import(pathToFileURL(path.join(root, 'dist/io/native.js')).href);
   const addon = loadAddon().addon;
   const engines = addon
-    ? `gzip deflate ${addon.deflateChunk ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}`
+    ? `gzip deflate ${addon.deflatePiece ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}`
     : `addon not built (${loadAddon().error}): TypeScript fallbacks`;
   const images = {
     loadStart,

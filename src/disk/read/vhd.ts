@@ -32,6 +32,7 @@ function checksumOk(buf: Buffer, at: number): boolean {
 
 /** Opens the VHD whose footer is `footer` (from the end of the file for a fixed disk, else from 0). */
 export async function openVhd(file: ImageFile, footer: Buffer): Promise<DiskImage> {
+  if (footer.length < FOOTER) throw file.error('truncated: the VHD footer is incomplete');
   if (!checksumOk(footer, 64)) throw file.error('corrupt VHD: the footer checksum does not match');
   const type = footer.readUInt32BE(60);
   const size = footer.readBigUInt64BE(48);
