@@ -18,8 +18,9 @@ import { aclFromOptions, aclOption, connectionFromOptions, s3ToolConnectionOptio
 import { parseBucketArg } from '../s3/location.js';
 import type { Command, RunContext } from './command.js';
 import { flag } from './flag-catalog.js';
+import { ebsConnectionOptions } from './ebs-flags.js';
 
-const PURPOSES = ['bundle-image', 'bundle-vol', 'upload'] as const;
+const PURPOSES = ['bundle-image', 'bundle-vol', 'upload', 'to-ebs'] as const;
 type Purpose = (typeof PURPOSES)[number];
 /** Manifest and rounding on top of the data bytes: generous, the point is a safe bound. */
 const MANIFEST_ALLOWANCE = 1 << 20;
@@ -45,6 +46,8 @@ export const doctorCommand: Command = {
         help: 'Bucket to check: exists, region, ACLs enabled, and a probe object written with --acl and removed.',
       }),
       ...s3ToolConnectionOptions,
+      // --for to-ebs: the EBS flags S3 has no counterpart for.
+      ...ebsConnectionOptions.filter((o) => ['endpointUrl', 'ec2Url', 'attempts'].includes(o.name)),
       aclOption,
       flag('destination', {
         metavar: 'DIRECTORY',
@@ -120,6 +123,11 @@ Exits 0 when nothing failed (warnings allowed), 254 when anything did. With --js
       report(ctx, r);
     };
 
+    if (purpose === 'to-ebs') {
+      const { checkEbsAccess } = await import('../doctor/ebs-checks.js');
+      const { ebsConnectionFromOptions } = await import('./ebs-flags.js');
+      for (const r of await checkEbsAccess(ebsConnectionFromOptions(opts))) add(r);
+    }
     const wantsS3 = target !== undefined || purpose === 'upload';
     if (wantsS3) {
       const conn = connectionFromOptions(opts, ctx.out);
@@ -137,11 +145,12 @@ Exits 0 when nothing failed (warnings allowed), 254 when anything did. With --js
       add(checkImageSize(image, facts));
       add(checkImageBoot(image));
     }
-    if (purpose !== 'upload') add(checkDestination(dest, projected));
+    const local = purpose !== 'upload' && purpose !== 'to-ebs';
+    if (local) add(checkDestination(dest, projected));
     if (keyPath !== undefined || certPath !== undefined) add(checkKeys(keyPath, certPath));
-    if (purpose !== 'upload') add(checkEc2Cert(opts.str('ec2cert')));
+    if (local) add(checkEc2Cert(opts.str('ec2cert')));
     if (purpose === 'bundle-vol') add(checkHostTools(opts.str('volume')!));
-    if (purpose !== 'upload') add(checkEngines());
+    if (local) add(checkEngines());
 
     const count = (s: CheckResult['status']): number => results.filter((r) => r.status === s).length;
     const failures = count('failed');

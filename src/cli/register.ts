@@ -25,7 +25,7 @@ export const registerCommand: Command = {
         help: 'Name of the AMI.',
       },
       ...registerOptions,
-      ...ebsConnectionOptions.filter((o) => o.name !== 'concurrency'),
+      ...ebsConnectionOptions,
     ],
     examples: [
       'amibundle register snap-0123456789abcdef0 --name my-ami',

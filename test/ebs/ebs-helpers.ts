@@ -10,10 +10,11 @@ export const BLOCK = 512 * 1024;
 export function ebsCli(
   server: EbsServer,
   args: readonly string[],
-  opts: { cwd?: string; timeoutMs?: number } = {},
+  opts: { cwd?: string; timeoutMs?: number; endpoint?: string } = {},
 ): Promise<CliResult> {
-  return runCli('amibundle', [...args, '--endpoint-url', server.url], {
-    ...opts,
+  return runCli('amibundle', [...args, '--endpoint-url', opts.endpoint ?? server.url], {
+    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     env: { ...server.env(), AMIBUNDLE_EBS_POLL_MS: '100' },
   });
 }
