@@ -712,7 +712,7 @@ async function main() {
   const { loadAddon } = await import(pathToFileURL(path.join(root, 'dist/io/native.js')).href);
   const addon = loadAddon().addon;
   const engines = addon
-    ? `gzip deflate ${addon.deflateChunk ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}, unmarked gzip ${addon.inflateStreamRun ? 'isa-l streaming' : 'zlib'}`
+    ? `gzip deflate ${addon.deflatePiece ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}, unmarked gzip ${addon.inflateStreamRun ? 'isa-l streaming' : 'zlib'}`
     : `addon not built (${loadAddon().error}): TypeScript fallbacks`;
   const images = {
     loadStart,

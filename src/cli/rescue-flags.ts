@@ -47,9 +47,9 @@ export async function deviceSinkFromOptions(
       if (opts.flag(f)) throw new UsageError(`--${f === 'check' ? 'check' : 'assume-zeroed'} needs --device`);
     return undefined;
   }
-  if (opts.str('destination') !== undefined)
+  if (opts.has('destination'))
     throw new UsageError('--device and --destination may not both be provided');
-  if ((opts.str('format') ?? 'raw') !== 'raw')
+  if (opts.has('format') && opts.str('format') !== 'raw')
     throw new UsageError('--device writes the image as it is: --format may not be given with it');
   checkDevice(device, imageSize);
   if (!opts.flag('batch')) {
