@@ -87,6 +87,11 @@ export class ParallelGunzip extends Duplex {
   private heldFinal: ((error?: Error | null) => void) | undefined;
   private sequential: SingleMemberGunzip | IsalGunzip | undefined;
   /**
+   * A piece without a mark is queued (it stays until the sequential reader takes everything): a
+   * flag, not a scan of the queue, which holds hundreds of pieces where the image has zeros.
+   */
+  private unmarkedQueued = false;
+  /**
    * Reused piece buffers. Fresh memory costs a page fault per 4 KiB on first touch (1.5-4 ms per
    * MiB on the VMs measured: more than inflating it), so inputs come back when their piece has
    * inflated, and outputs when the reader calls release() (the restore pipeline does; any other
@@ -248,6 +253,7 @@ export class ParallelGunzip extends Duplex {
 
   /** No mark in sight: the rest of the stream is read sequentially, starting with this input. */
   private giveUp(): void {
+    this.unmarkedQueued = true;
     this.pieces.push({
       input: Buffer.from(this.acc.subarray(this.start, this.length)),
       final: false,
@@ -286,8 +292,7 @@ export class ParallelGunzip extends Duplex {
     }
     // New input only while few pieces wait, and never past one without a mark (it goes sequential).
     const waiting = this.pieces.length;
-    const unmarked = this.pieces.some((p) => p.unmarked);
-    if (this.heldWrite && waiting <= AHEAD_PER_THREAD * this.limit && !unmarked) {
+    if (this.heldWrite && waiting <= AHEAD_PER_THREAD * this.limit && !this.unmarkedQueued) {
       const release = this.heldWrite;
       this.heldWrite = undefined;
       release();
