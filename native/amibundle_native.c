@@ -1,6 +1,6 @@
 /* amibundle's native hot path (Node-API 8, plain C): data extents of a sparse file via
- * lseek(SEEK_DATA/SEEK_HOLE), a word-wide all-zero test per block of a buffer, and one pigz-style
- * deflate block with the system zlib on libuv's threadpool. src/io/ and src/codec/ wrap them and
+ * lseek(SEEK_DATA/SEEK_HOLE), a word-wide all-zero test per block of a buffer, and one piece of the
+ * gzip body deflated with the system zlib on libuv's threadpool. src/io/ and src/codec/ wrap them and
  * keep TypeScript fallbacks (same results for the first two; Node's zlib for the third). */
 #include <dlfcn.h>
 #include <errno.h>
@@ -217,7 +217,7 @@ static napi_value zero_blocks(napi_env env, napi_callback_info info) {
 /* The system header by path: <zlib.h> would find Node's copy first on the include path. */
 #include "/usr/include/zlib.h"
 
-/* ---- deflateBlock: one pigz-style block with the system zlib, on libuv's threadpool ----
+/* ---- deflatePieceZlib: one piece (pigz-style block) with the system zlib, on libuv's threadpool ----
  * Node bundles Chromium's zlib fork, whose faster hashing loses ~2% of compression at levels 6-9
  * against GNU gzip; the system zlib is the engine gzip and pigz sizes are measured with.
  * The node binary exports its own deflate symbols, so libz.so.1 is opened privately
@@ -317,12 +317,12 @@ static void deflate_complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-/* deflateBlock(input: Uint8Array, dictionary: Uint8Array | null, level: number, last: boolean): Promise<Buffer> */
-static napi_value deflate_block(napi_env env, napi_callback_info info) {
+/* deflatePieceZlib(input: Uint8Array, dictionary: Uint8Array | null, level: number, last: boolean): Promise<Buffer> */
+static napi_value deflate_piece_zlib(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4)
-    return throw_type(env, "deflateBlock(input, dictionary, level, last)");
+    return throw_type(env, "deflatePieceZlib(input, dictionary, level, last)");
   deflate_job *job = calloc(1, sizeof *job);
   if (!job) return throw_type(env, "out of memory");
   if (!get_bytes(env, argv[0], &job->input, &job->input_len)) { free(job); return throw_type(env, "input must be a Uint8Array"); }
@@ -343,7 +343,7 @@ static napi_value deflate_block(napi_env env, napi_callback_info info) {
   job->level = level;
   job->last = last;
   napi_create_reference(env, argv[0], 1, &job->input_ref);
-  return queue_promise_job(env, "amibundle.deflateBlock", deflate_execute, deflate_complete, job, &job->work,
+  return queue_promise_job(env, "amibundle.deflatePieceZlib", deflate_execute, deflate_complete, job, &job->work,
                            &job->deferred);
 }
 #endif /* HAVE_SYSTEM_ZLIB */
@@ -357,7 +357,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
 #ifdef HAVE_SYSTEM_ZLIB
   /* Exported only when the system zlib loads; callers fall back to Node's zlib otherwise. */
   if (load_system_zlib()) {
-    napi_property_descriptor deflate_prop = {"deflateBlock", NULL, deflate_block, NULL, NULL, NULL, napi_enumerable, NULL};
+    napi_property_descriptor deflate_prop = {"deflatePieceZlib", NULL, deflate_piece_zlib, NULL, NULL, NULL, napi_enumerable, NULL};
     if (napi_define_properties(env, exports, 1, &deflate_prop) != napi_ok) return NULL;
   }
 #endif

@@ -12,8 +12,8 @@ int deflate_walk_init(void);
  * complete, valid deflate stream. */
 int deflate_walk(const uint8_t *p, size_t len, uint64_t *final_header_bit, uint64_t *end_bit);
 
-/* Clears the final block's BFINAL bit and appends two empty stored blocks (the sync-flush marker,
- * twice), so that another deflate block may follow. p must have room for 10 more bytes past the
+/* Clears the final block's BFINAL bit and appends two empty stored blocks (the piece mark,
+ * piece_mark.h), so that another piece may follow. p must have room for 10 more bytes past the
  * stream's last byte. Returns the new length. */
 size_t deflate_unfinalize(uint8_t *p, uint64_t final_header_bit, uint64_t end_bit);
 

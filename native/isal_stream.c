@@ -1,5 +1,5 @@
 /* Streaming raw-deflate inflate with ISA-L's igzip (isal_inflate), on libuv's threadpool. The
- * parallel reader (inflateChunk) needs amibundle's block marks; a member without them (one
+ * parallel reader (inflatePiece) needs amibundle's block marks; a member without them (one
  * `gzip -9` stream: every bundle ec2-ami-tools wrote) is read from start to end by one decoder.
  * igzip does that about four times as fast as zlib, and on a pool thread it leaves the main
  * thread free for decryption, tar parsing and the writes: the work overlaps on two cores.

@@ -1,11 +1,12 @@
-/* Independent deflate chunks with libdeflate, on libuv's threadpool.
+/* Independent deflate pieces with libdeflate, on libuv's threadpool.
  *
  * libdeflate compresses 2-3 times faster than zlib at the same ratio, but only whole buffers: no
- * preset dictionary, no sync flush. So each chunk of the gzip body is compressed on its own (a
- * 1 MiB chunk loses little without its predecessor's 32 KiB), then reopened with deflate_walk so
- * the next chunk can follow in the same member, and ended with a doubled empty stored block. That
- * marker lets a reader find chunk boundaries by search and inflate chunks in parallel, each from
- * scratch — a guess it verifies: a chunk must decode alone, to its exact end.
+ * preset dictionary, no sync flush. So each piece of the gzip body (1 MiB, the unit
+ * src/codec/parallel-gzip.ts names) is compressed on its own (it loses little without its
+ * predecessor's 32 KiB), then reopened with deflate_walk so the next piece can follow in the same
+ * member, and ended with the piece mark (piece_mark.h). That mark lets a reader find piece
+ * boundaries by search and inflate pieces in parallel, each from scratch — a guess it verifies: a
+ * piece must decode alone, to its exact end.
  *
  * Level 1 goes to ISA-L's fastest good level instead, and pieces are inflated with ISA-L, when
  * libisal.so.2 is there (isal.c).
@@ -52,12 +53,12 @@ static int load_libdeflate(void) {
 }
 
 /* One compressor per level and one decompressor per pool thread, kept for the thread's life:
- * allocating them per chunk would cost more than small chunks take to compress. */
+ * allocating them per piece would cost more than small pieces take to compress. */
 static __thread struct libdeflate_compressor *thread_compressors[13];
 static __thread struct libdeflate_decompressor *thread_decompressor;
 
 
-/* ---- deflateChunk ---- */
+/* ---- deflatePiece ---- */
 
 typedef struct {
   napi_async_work work;
@@ -70,18 +71,18 @@ typedef struct {
   unsigned char *out;
   size_t out_len;
   const char *error;
-} deflate_chunk_job;
+} deflate_piece_job;
 
 /* What ISA-L writes at a full flush: an empty stored block's LEN/NLEN at the end (the mark's
  * first EMPTY_STORED_LEN_NLEN bytes); the rest of the mark is one whole empty stored block. */
 static const unsigned char PIECE_MARK[PIECE_MARK_LEN] = PIECE_MARK_BYTES;
 
-static void deflate_chunk_execute(napi_env env, void *data) {
+static void deflate_piece_execute(napi_env env, void *data) {
   (void)env;
-  deflate_chunk_job *job = data;
+  deflate_piece_job *job = data;
   if (job->level == 1 && isal_available()) {
     /* --fast: ISA-L's best level, a full flush (open, byte-aligned, independent), then one more
-     * empty stored block to make our doubled mark. Stored blocks bound the expansion. */
+     * empty stored block to make the piece mark. Stored blocks bound the expansion. */
     size_t cap = job->input_len + job->input_len / 16 + 1024;
     size_t n = 0;
     if (!(job->out = malloc(cap + 16))) {
@@ -136,11 +137,11 @@ static void deflate_chunk_execute(napi_env env, void *data) {
   job->out_len = n;
 }
 
-static void deflate_chunk_complete(napi_env env, napi_status status, void *data) {
-  deflate_chunk_job *job = data;
+static void deflate_piece_complete(napi_env env, napi_status status, void *data) {
+  deflate_piece_job *job = data;
   napi_value result;
   if (status != napi_ok) {
-    reject_with(env, job->deferred, "deflateChunk was cancelled");
+    reject_with(env, job->deferred, "deflatePiece was cancelled");
   } else if (job->error) {
     reject_with(env, job->deferred, job->error);
   } else if (malloced_buffer(env, job->out, job->out_len, &result) == napi_ok) {
@@ -155,12 +156,12 @@ static void deflate_chunk_complete(napi_env env, napi_status status, void *data)
   free(job);
 }
 
-/* deflateChunk(input: Uint8Array, level: 1..12, last: boolean): Promise<Buffer> */
-static napi_value deflate_chunk(napi_env env, napi_callback_info info) {
+/* deflatePiece(input: Uint8Array, level: 1..12, last: boolean): Promise<Buffer> */
+static napi_value deflate_piece(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3)
-    return throw_type(env, "deflateChunk(input, level, last)");
+    return throw_type(env, "deflatePiece(input, level, last)");
   const unsigned char *input;
   size_t input_len;
   int32_t level;
@@ -169,7 +170,7 @@ static napi_value deflate_chunk(napi_env env, napi_callback_info info) {
   if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 1 || level > 12)
     return throw_type(env, "level must be 1..12");
   if (napi_get_value_bool(env, argv[2], &last) != napi_ok) return throw_type(env, "last must be a boolean");
-  deflate_chunk_job *job = calloc(1, sizeof *job);
+  deflate_piece_job *job = calloc(1, sizeof *job);
   if (!job) return throw_type(env, "out of memory");
   job->input = input;
   job->input_len = input_len;
@@ -179,11 +180,11 @@ static napi_value deflate_chunk(napi_env env, napi_callback_info info) {
     free(job);
     return NULL;
   }
-  return queue_promise_job(env, "amibundle.deflateChunk", deflate_chunk_execute, deflate_chunk_complete, job,
+  return queue_promise_job(env, "amibundle.deflatePiece", deflate_piece_execute, deflate_piece_complete, job,
                            &job->work, &job->deferred);
 }
 
-/* ---- inflateChunk ---- */
+/* ---- inflatePiece ---- */
 
 typedef struct {
   napi_async_work work;
@@ -199,11 +200,11 @@ typedef struct {
   size_t consumed;
   int result;
   const char *error;
-} inflate_chunk_job;
+} inflate_piece_job;
 
-static void inflate_chunk_execute(napi_env env, void *data) {
+static void inflate_piece_execute(napi_env env, void *data) {
   (void)env;
-  inflate_chunk_job *job = data;
+  inflate_piece_job *job = data;
   const int use_isal = isal_available();
   if (!use_isal && !thread_decompressor && !(thread_decompressor = ld.alloc_decompressor())) {
     job->error = "libdeflate: cannot allocate a decompressor";
@@ -213,7 +214,7 @@ static void inflate_chunk_execute(napi_env env, void *data) {
   size_t in_len = job->input_len;
   unsigned char *copy = NULL;
   if (!job->final) {
-    /* A chunk ends without a final block; the inflaters need one, so a copy gets an empty one
+    /* A piece ends without a final block; the inflaters need one, so a copy gets an empty one
      * (BFINAL=1, fixed Huffman, end-of-block: the bits 1 10 0000000 -> 03 00). */
     if (!(copy = malloc(in_len + 2))) {
       job->error = "out of memory";
@@ -232,14 +233,14 @@ static void inflate_chunk_execute(napi_env env, void *data) {
   free(copy);
   job->written = used_out;
   job->consumed = job->final ? used_in : (used_in >= 2 ? used_in - 2 : 0);
-  /* Not one of our chunks unless the appended end block was reached exactly at the end. */
+  /* Not one of our pieces unless the appended end block was reached exactly at the end. */
   if (job->result == LD_SUCCESS && !job->final && used_in != in_len) job->result = LD_BAD_DATA;
 }
 
-static void inflate_chunk_complete(napi_env env, napi_status status, void *data) {
-  inflate_chunk_job *job = data;
+static void inflate_piece_complete(napi_env env, napi_status status, void *data) {
+  inflate_piece_job *job = data;
   if (status != napi_ok) {
-    reject_with(env, job->deferred, "inflateChunk was cancelled");
+    reject_with(env, job->deferred, "inflatePiece was cancelled");
   } else if (job->error) {
     reject_with(env, job->deferred, job->error);
   } else {
@@ -259,21 +260,21 @@ static void inflate_chunk_complete(napi_env env, napi_status status, void *data)
   free(job);
 }
 
-/* inflateChunk(input: Uint8Array, final: boolean, output: Uint8Array):
+/* inflatePiece(input: Uint8Array, final: boolean, output: Uint8Array):
  *   Promise<{ ok: boolean, consumed: number, written: number }>
  * The caller provides (and may reuse) the output buffer: fresh memory per piece costs page faults. */
-static napi_value inflate_chunk(napi_env env, napi_callback_info info) {
+static napi_value inflate_piece(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3)
-    return throw_type(env, "inflateChunk(input, final, output)");
+    return throw_type(env, "inflatePiece(input, final, output)");
   const unsigned char *input, *output;
   size_t input_len, capacity;
   bool final;
   if (!get_bytes(env, argv[0], &input, &input_len)) return throw_type(env, "input must be a Uint8Array");
   if (napi_get_value_bool(env, argv[1], &final) != napi_ok) return throw_type(env, "final must be a boolean");
   if (!get_bytes(env, argv[2], &output, &capacity)) return throw_type(env, "output must be a Uint8Array");
-  inflate_chunk_job *job = calloc(1, sizeof *job);
+  inflate_piece_job *job = calloc(1, sizeof *job);
   if (!job) return throw_type(env, "out of memory");
   job->input = input;
   job->input_len = input_len;
@@ -285,7 +286,7 @@ static napi_value inflate_chunk(napi_env env, napi_callback_info info) {
     free(job);
     return NULL;
   }
-  return queue_promise_job(env, "amibundle.inflateChunk", inflate_chunk_execute, inflate_chunk_complete, job,
+  return queue_promise_job(env, "amibundle.inflatePiece", inflate_piece_execute, inflate_piece_complete, job,
                            &job->work, &job->deferred);
 }
 
@@ -293,8 +294,8 @@ int register_libdeflate(napi_env env, napi_value exports) {
   if (!load_libdeflate() || deflate_walk_init() != 0) return 0;
   isal_available(); /* opened here, on the main thread, not first in a pool thread */
   napi_property_descriptor props[] = {
-      {"deflateChunk", NULL, deflate_chunk, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"inflateChunk", NULL, inflate_chunk, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"deflatePiece", NULL, deflate_piece, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inflatePiece", NULL, inflate_piece, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, 2, props) != napi_ok) return -1;
   /* Which library inflates pieces, for bench and doctor output. */

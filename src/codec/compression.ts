@@ -21,7 +21,7 @@ export const LEVEL_RANGE: Readonly<Record<CompressionCodec, { min: number; max: 
 export interface CompressorOptions {
   codec: CompressionCodec;
   level: number;
-  /** Blocks (gzip) or workers (zstd) compressing at once. */
+  /** Pieces (gzip) or workers (zstd) compressing at once. */
   threads: number;
 }
 

@@ -1,5 +1,5 @@
-// Parallel gzip reader. Our libdeflate engine (parallel-gzip.ts) ends every block but the last with
-// a doubled empty stored block (00 00 ff ff 00 00 00 ff ff) and compresses each block without a
+// Parallel gzip reader. Our libdeflate engine (parallel-gzip.ts) ends every piece but the last with
+// the piece mark (piece-mark.ts: two empty stored blocks) and compresses each piece without a
 // dictionary, so a reader can cut the member at those marks and inflate the pieces concurrently.
 // That is a guess, checked exactly: each piece must inflate on its own and end precisely at its
 // mark, and the whole output must match the trailer's CRC-32 and length. The first piece that fails
@@ -23,7 +23,7 @@ import {
 } from './single-member-gunzip.js';
 
 const MARK = PIECE_MARK;
-/** Output room per piece: our writer's blocks are 1 MiB; larger pieces go the sequential way. */
+/** Output room per piece: our writer's pieces are 1 MiB; larger pieces go the sequential way. */
 const PIECE_CAPACITY = 4 * 1024 * 1024;
 /** Compressed bytes without a mark after which the stream is taken not to be ours. */
 const MAX_PIECE_INPUT = PIECE_CAPACITY + 64 * 1024;
@@ -54,16 +54,16 @@ interface Piece {
   running?: boolean;
 }
 
-type InflateChunk = NonNullable<NativeAddon['inflateChunk']>;
+type InflatePiece = NonNullable<NativeAddon['inflatePiece']>;
 
 /** Whether this machine can read gzip members in parallel (the addon with libdeflate or ISA-L). */
 export function canInflateInParallel(): boolean {
-  return nativeAddon()?.inflateChunk !== undefined;
+  return nativeAddon()?.inflatePiece !== undefined;
 }
 
 /** Duplex stream: one gzip member in, its uncompressed bytes out (CRC-32 and length checked). */
 export class ParallelGunzip extends Duplex {
-  private readonly inflateChunk: InflateChunk;
+  private readonly inflatePiece: InflatePiece;
   private readonly limit: number;
   private header: Buffer | undefined = Buffer.alloc(0);
   /** Compressed bytes not yet cut into pieces: acc[start, length). */
@@ -99,8 +99,8 @@ export class ParallelGunzip extends Duplex {
   constructor() {
     super({ readableHighWaterMark: OUTPUT_HIGH_WATER, writableHighWaterMark: 64 * 1024 });
     const addon = nativeAddon();
-    if (!addon?.inflateChunk) throw new RangeError('parallel gunzip needs the native addon with libdeflate');
-    this.inflateChunk = addon.inflateChunk.bind(addon);
+    if (!addon?.inflatePiece) throw new RangeError('parallel gunzip needs the native addon with libdeflate');
+    this.inflatePiece = addon.inflatePiece.bind(addon);
     // Two cores inflate twice as fast; more pieces in flight than the threadpool has free threads
     // would queue file writes behind them.
     this.limit = Math.max(1, Math.min(os.availableParallelism(), threadpoolSize() - 1));
@@ -270,7 +270,7 @@ export class ParallelGunzip extends Duplex {
       this.running++;
       const output = this.spareOutputs.pop() ?? Buffer.allocUnsafeSlow(PIECE_CAPACITY);
       piece.output = output;
-      this.inflateChunk(piece.input, piece.final, output).then(
+      this.inflatePiece(piece.input, piece.final, output).then(
         (result) => {
           this.running--;
           piece.running = false;

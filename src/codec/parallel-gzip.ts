@@ -1,8 +1,8 @@
 // Parallel gzip compressor (pigz's design): one standard gzip member whose deflate body is cut into
-// blocks that are compressed concurrently on libuv's threadpool. Two engines: libdeflate (through the
+// pieces that are compressed concurrently on libuv's threadpool. Two engines: libdeflate (through the
 // addon; 2-3x zlib's speed at a better ratio; level 1 goes to ISA-L when it is there) compresses each
-// block on its own, with no dictionary, which also lets our reader inflate blocks in parallel; zlib
-// primes each block with the 32 KiB before it, as pigz does.
+// piece on its own, with no dictionary, which also lets our reader inflate pieces in parallel; zlib
+// primes each piece with the 32 KiB before it, as pigz does.
 
 import os from 'node:os';
 import { Duplex } from 'node:stream';
@@ -13,10 +13,10 @@ import { threadpoolSize } from '../io/threadpool.js';
 export interface ParallelGzipOptions {
   /** zlib level 1..9. */
   level: number;
-  /** Blocks compressed at once; defaults to the number of cores. */
+  /** Pieces compressed at once; defaults to the number of cores. */
   threads?: number;
-  /** Bytes of input per independently deflated block (default 1 MiB, at least 32 KiB). */
-  blockSize?: number;
+  /** Bytes of input per independently deflated piece (default 1 MiB, at least 32 KiB). */
+  pieceSize?: number;
   /**
    * Deflate engine: 'auto' (the default) picks libdeflate when the addon has it, else zlib.
    * AMIBUNDLE_DEFLATE=zlib in the environment also forces zlib (for comparisons).
@@ -25,27 +25,33 @@ export interface ParallelGzipOptions {
 }
 
 /**
- * libdeflate: independent blocks (no dictionary), each ended with our doubled sync mark; level 1 is
- * ISA-L's level 3 when libisal.so.2 is there. zlib: each block primed with the previous 32 KiB.
+ * libdeflate: independent pieces (no dictionary), each ended with the piece mark; level 1 is
+ * ISA-L's level 3 when libisal.so.2 is there. zlib: each piece primed with the previous 32 KiB.
  */
 export type DeflateEngine = 'libdeflate' | 'zlib';
 
 /** The engine 'auto' resolves to on this machine now. */
 export function defaultDeflateEngine(): DeflateEngine {
   if (process.env['AMIBUNDLE_DEFLATE'] === 'zlib') return 'zlib';
-  return nativeAddon()?.deflateChunk ? 'libdeflate' : 'zlib';
+  return nativeAddon()?.deflatePiece ? 'libdeflate' : 'zlib';
 }
 
-export const DEFAULT_GZIP_BLOCK_SIZE = 1024 * 1024;
-/** Largest piece pushed downstream: the AES stage after us is fastest with 16-64 KiB chunks. */
+/**
+ * The unit of work on both sides: 1 MiB of input compressed on its own here, found by its mark and
+ * inflated on its own by parallel-gunzip.ts and the addon. It is called a piece everywhere because
+ * the other words are taken: a block is deflate's own unit (a piece holds many, and ends with two
+ * empty stored blocks) and also tar's 512 bytes; a chunk is what a Node stream hands over.
+ */
+export const DEFAULT_GZIP_PIECE_SIZE = 1024 * 1024;
+/** Largest chunk pushed downstream: the AES stage after us is fastest with 16-64 KiB chunks. */
 export const MAX_OUTPUT_CHUNK = 64 * 1024;
-/** Deflate's window: how much of the previous block each block may refer back to. */
+/** Deflate's window: how much of the previous piece each piece may refer back to. */
 const WINDOW = 32 * 1024;
-const MIN_BLOCK_SIZE = WINDOW;
-const MAX_BLOCK_SIZE = 64 * 1024 * 1024;
+const MIN_PIECE_SIZE = WINDOW;
+const MAX_PIECE_SIZE = 64 * 1024 * 1024;
 
 interface Finished {
-  /** Compressed block, not yet pushed from offset `at`. */
+  /** Compressed piece, not yet pushed from offset `at`. */
   data: Buffer;
   at: number;
 }
@@ -53,25 +59,25 @@ interface Finished {
 /**
  * Duplex stream: raw bytes in, exactly one gzip member out.
  *
- * Memory stays bounded whatever the input size: at most `inFlightLimit` blocks are being compressed,
+ * Memory stays bounded whatever the input size: at most `inFlightLimit` pieces are being compressed,
  * at most twice that many are dispatched but not yet in output order, and input is not accepted
- * while a block's worth of compressed output is waiting for the reader.
+ * while a piece's worth of compressed output is waiting for the reader.
  */
 export class ParallelGzip extends Duplex {
   readonly level: number;
   readonly engine: DeflateEngine;
-  readonly blockSize: number;
-  /** Blocks handed to the threadpool at once (threads, capped so file I/O keeps a pool thread). */
+  readonly pieceSize: number;
+  /** Pieces handed to the threadpool at once (threads, capped so file I/O keeps a pool thread). */
   readonly inFlightLimit: number;
 
-  private block: Buffer;
-  private blockFill = 0;
+  private piece: Buffer;
+  private pieceFill = 0;
   /**
-   * Block buffers whose compression finished, for reuse: fresh memory costs a page fault per
-   * 4 KiB on first touch (about 1.5 ms per MiB here), more than the copy into the block itself.
+   * Piece buffers whose compression finished, for reuse: fresh memory costs a page fault per
+   * 4 KiB on first touch (about 1.5 ms per MiB here), more than the copy into the piece itself.
    */
-  private readonly spareBlocks: Buffer[] = [];
-  /** zlib engine: last 32 KiB of the previous block, the next block's preset dictionary. */
+  private readonly sparePieces: Buffer[] = [];
+  /** zlib engine: last 32 KiB of the previous piece, the next piece's preset dictionary. */
   private dictionary: Buffer | undefined;
   private crc = 0;
   private inputSize = 0;
@@ -104,22 +110,22 @@ export class ParallelGzip extends Duplex {
     if (!Number.isInteger(threads) || threads < 1) {
       throw new RangeError(`gzip threads must be a positive integer (got ${threads})`);
     }
-    const blockSize = opts.blockSize ?? DEFAULT_GZIP_BLOCK_SIZE;
-    if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE) {
+    const pieceSize = opts.pieceSize ?? DEFAULT_GZIP_PIECE_SIZE;
+    if (!Number.isInteger(pieceSize) || pieceSize < MIN_PIECE_SIZE || pieceSize > MAX_PIECE_SIZE) {
       throw new RangeError(
-        `gzip block size must be an integer from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE} bytes`,
+        `gzip piece size must be an integer from ${MIN_PIECE_SIZE} to ${MAX_PIECE_SIZE} bytes`,
       );
     }
     const engine = opts.engine === undefined || opts.engine === 'auto' ? defaultDeflateEngine() : opts.engine;
-    if (engine === 'libdeflate' && !nativeAddon()?.deflateChunk) {
+    if (engine === 'libdeflate' && !nativeAddon()?.deflatePiece) {
       throw new RangeError('the libdeflate engine needs the native addon and libdeflate.so.0 (libdeflate0)');
     }
     this.engine = engine;
     this.level = level;
-    this.blockSize = blockSize;
+    this.pieceSize = pieceSize;
     this.inFlightLimit = Math.min(threads, threadpoolLimit());
-    this.readyLimit = blockSize;
-    this.block = Buffer.allocUnsafe(blockSize);
+    this.readyLimit = pieceSize;
+    this.piece = Buffer.allocUnsafe(pieceSize);
     this.enqueue(gzipHeader(level));
   }
 
@@ -128,7 +134,7 @@ export class ParallelGzip extends Duplex {
    * The readable and writable buffers of the stream itself are reported by Node separately.
    */
   get bufferedBytes(): number {
-    return this.blockFill + this.compressingBytes + this.doneBytes + this.readyBytes;
+    return this.pieceFill + this.compressingBytes + this.doneBytes + this.readyBytes;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -147,12 +153,12 @@ export class ParallelGzip extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // Blocks already on the threadpool cannot be recalled; their results are dropped on arrival.
+    // Pieces already on the threadpool cannot be recalled; their results are dropped on arrival.
     this.held = undefined;
     this.heldFinal = undefined;
     this.done.clear();
     this.ready.length = 0;
-    this.doneBytes = this.readyBytes = this.blockFill = 0;
+    this.doneBytes = this.readyBytes = this.pieceFill = 0;
     callback(error);
   }
 
@@ -164,24 +170,24 @@ export class ParallelGzip extends Duplex {
     );
   }
 
-  /** Moves held input into blocks and blocks onto the threadpool while there is room. */
+  /** Moves held input into pieces and pieces onto the threadpool while there is room. */
   private pump(): void {
     if (this.destroyed) return;
     const held = this.held;
     if (held) {
       let { chunk } = held;
       while (chunk.length > 0) {
-        if (this.blockFill === this.blockSize) {
-          // A full block is only sent once more input proves it is not the last one.
+        if (this.pieceFill === this.pieceSize) {
+          // A full piece is only sent once more input proves it is not the last one.
           if (!this.canDispatch()) {
             held.chunk = chunk;
             return;
           }
           this.dispatch(false);
         }
-        const n = Math.min(chunk.length, this.blockSize - this.blockFill);
-        chunk.copy(this.block, this.blockFill, 0, n);
-        this.blockFill += n;
+        const n = Math.min(chunk.length, this.pieceSize - this.pieceFill);
+        chunk.copy(this.piece, this.pieceFill, 0, n);
+        this.pieceFill += n;
         chunk = chunk.subarray(n);
       }
       this.held = undefined;
@@ -195,24 +201,24 @@ export class ParallelGzip extends Duplex {
   }
 
   private dispatch(last: boolean): void {
-    const input = this.block.subarray(0, this.blockFill);
+    const input = this.piece.subarray(0, this.pieceFill);
     this.crc = zlib.crc32(input, this.crc);
     this.inputSize = (this.inputSize + input.length) % 0x1_0000_0000;
     const dictionary = this.dictionary;
-    const block = this.block;
+    const piece = this.piece;
     if (!last) {
       if (this.engine === 'zlib') this.dictionary = Buffer.from(input.subarray(input.length - WINDOW));
-      this.block = this.spareBlocks.pop() ?? Buffer.allocUnsafe(this.blockSize);
+      this.piece = this.sparePieces.pop() ?? Buffer.allocUnsafe(this.pieceSize);
     }
-    this.blockFill = 0;
+    this.pieceFill = 0;
     const seq = this.nextSeq++;
     this.compressing++;
     this.compressingBytes += input.length;
-    const deflate = this.engine === 'libdeflate' ? deflateChunk : deflateBlock;
+    const deflate = this.engine === 'libdeflate' ? deflatePiece : deflatePieceZlib;
     deflate(input, this.level, dictionary, last, (error, output) => {
       this.compressing--;
       this.compressingBytes -= input.length;
-      if (!last && this.spareBlocks.length < this.inFlightLimit + 1) this.spareBlocks.push(block);
+      if (!last && this.sparePieces.length < this.inFlightLimit + 1) this.sparePieces.push(piece);
       if (this.destroyed) return;
       if (error || !output) {
         this.destroy(error ?? new Error('deflate produced no output'));
@@ -227,7 +233,7 @@ export class ParallelGzip extends Duplex {
     });
   }
 
-  /** Moves finished blocks that are next in order to the output queue. */
+  /** Moves finished pieces that are next in order to the output queue. */
   private collect(): void {
     for (;;) {
       const output = this.done.get(this.nextToQueue);
@@ -240,7 +246,7 @@ export class ParallelGzip extends Duplex {
   }
 
   private queueTrailer(): void {
-    // The final block is last in sequence: once it is queued, so is everything before it.
+    // The final piece is last in sequence: once it is queued, so is everything before it.
     if (this.trailerQueued || this.nextToQueue !== this.nextSeq || !this.finalDispatched) return;
     const trailer = Buffer.allocUnsafe(8);
     trailer.writeUInt32LE(this.crc >>> 0, 0);
@@ -255,16 +261,16 @@ export class ParallelGzip extends Duplex {
     this.readyBytes += data.length;
   }
 
-  /** Pushes queued output in pieces of at most 64 KiB while the reader wants more. */
+  /** Pushes queued output in chunks of at most 64 KiB while the reader wants more. */
   private drain(): void {
     while (this.wantsData && this.ready.length > 0) {
       const head = this.ready[0]!;
       const end = Math.min(head.data.length, head.at + MAX_OUTPUT_CHUNK);
-      const piece = head.data.subarray(head.at, end);
+      const chunk = head.data.subarray(head.at, end);
       head.at = end;
-      this.readyBytes -= piece.length;
+      this.readyBytes -= chunk.length;
       if (end === head.data.length) this.ready.shift();
-      this.wantsData = this.push(piece);
+      this.wantsData = this.push(chunk);
     }
     if (this.trailerQueued && this.ready.length === 0 && !this.ended) {
       this.ended = true;
@@ -284,29 +290,29 @@ export function createParallelGzip(opts: ParallelGzipOptions): ParallelGzip {
 }
 
 /**
- * Deflates one block with libdeflate on the threadpool. The addon ends a block that is not the last
- * with two empty stored blocks (00 00 ff ff 00 00 00 ff ff): the boundary mark our reader looks for.
+ * Deflates one piece with libdeflate on the threadpool. The addon ends a piece that is not the last
+ * with the piece mark (piece-mark.ts): two empty stored blocks, the boundary our reader looks for.
  */
-function deflateChunk(
+function deflatePiece(
   input: Buffer,
   level: number,
   _dictionary: Buffer | undefined,
   last: boolean,
   done: (error: Error | null, output?: Buffer) => void,
 ): void {
-  nativeAddon()!.deflateChunk!(input, level, last).then(
+  nativeAddon()!.deflatePiece!(input, level, last).then(
     (output) => done(null, output),
     (error: Error) => done(error),
   );
 }
 
 /**
- * Deflates one block with zlib on the threadpool in a single round trip. With Node's zlib the stream's default flush flag is
- * the block's final one, so the write itself ends in a sync flush (or Z_FINISH for the last block)
+ * Deflates one piece with zlib on the threadpool in a single round trip. With Node's zlib the stream's default flush flag is
+ * the piece's final one, so the write itself ends in a sync flush (or Z_FINISH for the last piece)
  * and the output is complete when the write's callback runs. (zlib.deflateRaw would take a second
  * round trip for its end-of-stream flush, leaving a pool thread idle in between.)
  */
-function deflateBlock(
+function deflatePieceZlib(
   input: Buffer,
   level: number,
   dictionary: Buffer | undefined,
@@ -316,8 +322,8 @@ function deflateBlock(
   // The system zlib (through the addon) compresses ~2% smaller than Node's bundled Chromium zlib
   // at levels 6-9 — the size gzip and pigz give; Node's zlib is faster, so it keeps levels 1-5.
   const addon = level >= 6 ? nativeAddon() : undefined;
-  if (addon?.deflateBlock) {
-    addon.deflateBlock(input, dictionary ?? null, level, last).then(
+  if (addon?.deflatePieceZlib) {
+    addon.deflatePieceZlib(input, dictionary ?? null, level, last).then(
       (output) => done(null, output),
       (error: Error) => done(error),
     );
@@ -328,14 +334,14 @@ function deflateBlock(
     level,
     flush,
     finishFlush: flush,
-    // Room for the whole block in one call even if it does not compress; a larger result still
+    // Room for the whole piece in one call even if it does not compress; a larger result still
     // comes out right, only in more calls.
     chunkSize: Math.max(64 * 1024, input.length + (input.length >>> 8) + 1024),
     ...(dictionary ? { dictionary } : {}),
   });
-  const pieces: Buffer[] = [];
+  const outputs: Buffer[] = [];
   let failed = false;
-  engine.on('data', (piece: Buffer) => pieces.push(piece));
+  engine.on('data', (output: Buffer) => outputs.push(output));
   engine.on('error', (error: Error) => {
     if (failed) return;
     failed = true;
@@ -349,7 +355,7 @@ function deflateBlock(
       done(error);
       return;
     }
-    done(null, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces));
+    done(null, outputs.length === 1 ? outputs[0] : Buffer.concat(outputs));
   });
 }
 
@@ -360,7 +366,7 @@ export function gzipHeader(level: number): Buffer {
 }
 
 /**
- * Blocks we may put on libuv's threadpool at once: one pool thread is left free so that the file
+ * Pieces we may put on libuv's threadpool at once: one pool thread is left free so that the file
  * reads feeding us are not queued behind a second of deflate work.
  */
 function threadpoolLimit(): number {

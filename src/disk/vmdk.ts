@@ -48,8 +48,8 @@ const ZLIB_HEADER = Buffer.from([0x78, 0x9c]);
  */
 async function deflateGrain(grain: Buffer): Promise<Buffer> {
   const addon = nativeAddon();
-  if (!addon?.deflateChunk) return zlibDeflate(grain, { level: LEVEL });
-  const body = await addon.deflateChunk(grain, LEVEL, true);
+  if (!addon?.deflatePiece) return zlibDeflate(grain, { level: LEVEL });
+  const body = await addon.deflatePiece(grain, LEVEL, true);
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32BE(adler32(grain));
   return Buffer.concat([ZLIB_HEADER, body, trailer]);

@@ -197,7 +197,7 @@ export function checkEngines(): CheckResult {
       'reinstall (npm ci) with a C compiler, make and python3 present',
     );
   const missing: string[] = [];
-  if (!load.addon.deflateChunk) missing.push('libdeflate0');
+  if (!load.addon.deflatePiece) missing.push('libdeflate0');
   if (load.addon.inflateEngine !== 'isa-l') missing.push('libisal2');
   if (missing.length === 0)
     return ok(

@@ -15,28 +15,28 @@ export interface NativeAddon {
   /** One byte per `blockSize` block of `buf` (the last may be short): 1 when all its bytes are zero. */
   zeroBlocks(buf: Uint8Array, blockSize: number): Uint8Array;
   /**
-   * One raw-deflate block with the system zlib on libuv's threadpool, primed with `dictionary`,
+   * One piece (codec/parallel-gzip.ts) as raw deflate with the system zlib on libuv's threadpool, primed with `dictionary`,
    * ended with a sync flush, or Z_FINISH when `last`. Present only when libz.so.1 loaded.
    */
-  deflateBlock?(
+  deflatePieceZlib?(
     input: Uint8Array,
     dictionary: Uint8Array | null,
     level: number,
     last: boolean,
   ): Promise<Buffer>;
   /**
-   * One block compressed alone by libdeflate (levels 1..12) on the threadpool. Unless `last`, the
-   * stream's final block is reopened and two empty stored blocks appended, so the next block can
+   * One piece compressed alone by libdeflate (levels 1..12) on the threadpool. Unless `last`, the
+   * stream's final block is reopened and the piece mark appended, so the next piece can
    * follow in the same deflate stream. Present only when libdeflate.so.0 loaded.
    */
-  deflateChunk?(input: Uint8Array, level: number, last: boolean): Promise<Buffer>;
+  deflatePiece?(input: Uint8Array, level: number, last: boolean): Promise<Buffer>;
   /**
-   * Inflates one independently compressed block into `output` (ISA-L's igzip when libisal.so.2 is
-   * there, else libdeflate). A non-final block must end exactly where its deflate data ends (after
-   * its stored-block marks); a final one may be followed by other bytes (`consumed` says where it
-   * ended). `ok` is false when the data is not such a block or does not fit; bad data never throws.
+   * Inflates one independently compressed piece into `output` (ISA-L's igzip when libisal.so.2 is
+   * there, else libdeflate). A non-final piece must end exactly where its deflate data ends (after
+   * the piece mark); a final one may be followed by other bytes (`consumed` says where it
+   * ended). `ok` is false when the data is not such a piece or does not fit; bad data never throws.
    */
-  inflateChunk?(
+  inflatePiece?(
     input: Uint8Array,
     final: boolean,
     output: Uint8Array,
@@ -63,7 +63,7 @@ export interface NativeAddon {
     unused: number;
     crc: number;
   }>;
-  /** 'isa-l' or 'libdeflate': what inflateChunk uses. */
+  /** 'isa-l' or 'libdeflate': what inflatePiece uses. */
   inflateEngine?: string;
   /** An OpenSSL SHA-1 context (from the node binary); absent if node does not export OpenSSL. */
   sha1Create?(): object;

@@ -77,7 +77,7 @@ const plain = fc
   .map((parts) => labelled(Buffer.concat(parts)));
 
 async function ours(data: Buffer, level: number): Promise<Buffer> {
-  const engine = createParallelGzip({ level, threads: 2, blockSize: 64 * 1024 });
+  const engine = createParallelGzip({ level, threads: 2, pieceSize: 64 * 1024 });
   return (await runStream(engine, split(data, 100_000))).output;
 }
 

@@ -27,7 +27,7 @@ async function gzipWith(input: Buffer, level: number, native: boolean): Promise<
   if (native) delete process.env.AMIBUNDLE_NO_NATIVE;
   else process.env.AMIBUNDLE_NO_NATIVE = '1';
   return buffer(
-    Readable.from([input]).pipe(createParallelGzip({ level, threads: 2, blockSize: 256 * 1024 })),
+    Readable.from([input]).pipe(createParallelGzip({ level, threads: 2, pieceSize: 256 * 1024 })),
   );
 }
 
@@ -37,16 +37,16 @@ afterEach(() => {
 
 describe('system zlib deflate in the native addon', () => {
   it('is built and exported', () => {
-    expect(typeof loadAddon().addon?.deflateBlock).toBe('function');
+    expect(typeof loadAddon().addon?.deflatePieceZlib).toBe('function');
   });
 
   it('a sync-flushed block ends byte-aligned and a final block ends the stream', async () => {
     const addon = loadAddon().addon!;
-    const deflateBlock = addon.deflateBlock!.bind(addon);
+    const deflatePieceZlib = addon.deflatePieceZlib!.bind(addon);
     const input = sample(100_000);
-    const first = await deflateBlock(input.subarray(0, 60_000), null, 6, false);
+    const first = await deflatePieceZlib(input.subarray(0, 60_000), null, 6, false);
     expect(first.subarray(-4).toString('hex')).toBe('0000ffff');
-    const second = await deflateBlock(
+    const second = await deflatePieceZlib(
       input.subarray(60_000),
       input.subarray(60_000 - 32768, 60_000),
       6,
@@ -67,13 +67,13 @@ describe('system zlib deflate in the native addon', () => {
 
   it('rejects bad arguments', () => {
     const addon = loadAddon().addon!;
-    const deflateBlock = addon.deflateBlock!.bind(addon);
-    expect(() => deflateBlock(Buffer.alloc(1), null, 12, true)).toThrow(/level/);
-    expect(() => deflateBlock('x' as unknown as Buffer, null, 6, true)).toThrow(/Uint8Array/);
+    const deflatePieceZlib = addon.deflatePieceZlib!.bind(addon);
+    expect(() => deflatePieceZlib(Buffer.alloc(1), null, 12, true)).toThrow(/level/);
+    expect(() => deflatePieceZlib('x' as unknown as Buffer, null, 6, true)).toThrow(/Uint8Array/);
   });
 });
 
-describe.runIf(loadAddon().addon?.deflateChunk !== undefined)('libdeflate chunks in the native addon', () => {
+describe.runIf(loadAddon().addon?.deflatePiece !== undefined)('libdeflate pieces in the native addon', () => {
   /** Deterministic pseudo-random sizes and kinds: text, noise (stored blocks), tiny (fixed blocks). */
   function pieces(count: number): Buffer[] {
     const out: Buffer[] = [];
@@ -86,16 +86,16 @@ describe.runIf(loadAddon().addon?.deflateChunk !== undefined)('libdeflate chunks
     return out;
   }
 
-  // 120 chunks of mixed kinds and levels end at every bit offset, so both layouts of the marker
+  // 120 pieces of mixed kinds and levels end at every bit offset, so both layouts of the marker
   // (header bits in the last byte's padding, or in one more byte) are exercised.
-  it('reopened chunks continue one deflate stream, whatever padding each ended with', async () => {
+  it('reopened pieces continue one deflate stream, whatever padding each ended with', async () => {
     const addon = loadAddon().addon!;
     const input = pieces(120);
     const streams: Buffer[] = [];
     for (const [i, piece] of input.entries()) {
       const level = [1, 6, 9, 12][i % 4]!;
       const last = i === input.length - 1;
-      const out = await addon.deflateChunk!(piece, level, last);
+      const out = await addon.deflatePiece!(piece, level, last);
       if (!last) {
         expect(out.subarray(-9).toString('hex')).toBe('0000ffff000000ffff');
       }
@@ -104,30 +104,30 @@ describe.runIf(loadAddon().addon?.deflateChunk !== undefined)('libdeflate chunks
     expect(zlib.inflateRawSync(Buffer.concat(streams)).equals(Buffer.concat(input))).toBe(true);
   });
 
-  it('inflates a chunk alone, and refuses what is not one', async () => {
+  it('inflates a piece alone, and refuses what is not one', async () => {
     const addon = loadAddon().addon!;
     const inflate = async (input: Buffer, final: boolean, room: number) => {
       const output = Buffer.alloc(room);
-      const r = await addon.inflateChunk!(input, final, output);
+      const r = await addon.inflatePiece!(input, final, output);
       return { ...r, data: output.subarray(0, r.written) };
     };
     const text = sample(300_000);
-    const chunk = await addon.deflateChunk!(text, 6, false);
-    const whole = await inflate(chunk, false, text.length);
+    const piece = await addon.deflatePiece!(text, 6, false);
+    const whole = await inflate(piece, false, text.length);
     expect(whole.ok).toBe(true);
-    expect(whole.consumed).toBe(chunk.length);
+    expect(whole.consumed).toBe(piece.length);
     expect(whole.data.equals(text)).toBe(true);
-    // Too little room, a cut-off chunk, and a chunk that refers back into a dictionary all fail.
-    expect((await inflate(chunk, false, text.length - 1)).ok).toBe(false);
-    expect((await inflate(chunk.subarray(0, chunk.length - 20), false, text.length)).ok).toBe(false);
+    // Too little room, a cut-off piece, and a piece that refers back into a dictionary all fail.
+    expect((await inflate(piece, false, text.length - 1)).ok).toBe(false);
+    expect((await inflate(piece.subarray(0, piece.length - 20), false, text.length)).ok).toBe(false);
     const primed = zlib.deflateRawSync(text.subarray(100_000), {
       dictionary: text.subarray(68_232, 100_000),
       flush: zlib.constants.Z_SYNC_FLUSH,
     });
     expect((await inflate(primed, false, text.length)).ok).toBe(false);
-    // A final chunk may be followed by other bytes (the gzip trailer); consumed says where it ended.
+    // A final piece may be followed by other bytes (the gzip trailer); consumed says where it ended.
     for (const level of [1, 6, 9]) {
-      const final = await addon.deflateChunk!(text, level, true);
+      const final = await addon.deflatePiece!(text, level, true);
       const end = await inflate(Buffer.concat([final, Buffer.from('trailer!')]), true, text.length + 10);
       expect(end.ok).toBe(true);
       expect(end.consumed).toBe(final.length);
@@ -142,8 +142,8 @@ describe.runIf(loadAddon().addon?.deflateChunk !== undefined)('libdeflate chunks
 
   it('rejects bad arguments', () => {
     const addon = loadAddon().addon!;
-    expect(() => addon.deflateChunk!(Buffer.alloc(1), 13, true)).toThrow(/level/);
-    expect(() => addon.inflateChunk!(Buffer.alloc(1), true, 5 as unknown as Buffer)).toThrow(/output/);
+    expect(() => addon.deflatePiece!(Buffer.alloc(1), 13, true)).toThrow(/level/);
+    expect(() => addon.inflatePiece!(Buffer.alloc(1), true, 5 as unknown as Buffer)).toThrow(/output/);
   });
 });
 
@@ -154,7 +154,7 @@ describe('optional native engines', () => {
 
   it('libdeflate is used when libdeflate.so.0 is installed, ISA-L when libisal.so.2 is', () => {
     const addon = loadAddon().addon!;
-    expect(typeof addon.deflateChunk === 'function').toBe(installed('libdeflate.so.0'));
+    expect(typeof addon.deflatePiece === 'function').toBe(installed('libdeflate.so.0'));
     if (installed('libdeflate.so.0'))
       expect(addon.inflateEngine).toBe(installed('libisal.so.2') ? 'isa-l' : 'libdeflate');
   });

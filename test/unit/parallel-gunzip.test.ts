@@ -144,7 +144,7 @@ describe.runIf(canInflateInParallel())('parallel gunzip', () => {
     const head = mixed(8 * 1024 * 1024, 4);
     const pieces: Buffer[] = [];
     for (let at = 0; at < head.length; at += 1 << 20)
-      pieces.push(await addon.deflateChunk!(head.subarray(at, at + (1 << 20)), 6, false));
+      pieces.push(await addon.deflatePiece!(head.subarray(at, at + (1 << 20)), 6, false));
     const tailText = Buffer.concat([head.subarray(head.length - 30_000), Buffer.from('and the end\n')]);
     const last = zlib.deflateRawSync(tailText, { dictionary: head.subarray(head.length - 32768) });
     const whole = Buffer.concat([head, tailText]);

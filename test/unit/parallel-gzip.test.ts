@@ -9,11 +9,12 @@ import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createCompressor } from '../../src/codec/compression.js';
 import { createParallelGzip, type DeflateEngine, MAX_OUTPUT_CHUNK } from '../../src/codec/parallel-gzip.js';
+import { PIECE_MARK } from '../../src/codec/piece-mark.js';
 import { nativeAddon } from '../../src/io/native.js';
 import { noise, runStream } from '../support/streams.js';
 
-const BLOCK = 64 * 1024;
-const ENGINES: DeflateEngine[] = nativeAddon()?.deflateChunk ? ['zlib', 'libdeflate'] : ['zlib'];
+const PIECE = 64 * 1024;
+const ENGINES: DeflateEngine[] = nativeAddon()?.deflatePiece ? ['zlib', 'libdeflate'] : ['zlib'];
 
 /** Text-like bytes: words drawn from a small vocabulary, so deflate finds real matches. */
 function prose(length: number, seed: number): Buffer {
@@ -55,7 +56,7 @@ function chunked(data: Buffer, sizes: number[]): Buffer[] {
 
 async function gzipWith(
   input: Buffer[],
-  opts: { level: number; threads: number; blockSize?: number; engine: DeflateEngine },
+  opts: { level: number; threads: number; pieceSize?: number; engine: DeflateEngine },
 ): Promise<{ output: Buffer; chunkSizes: number[] }> {
   return runStream(createParallelGzip(opts), input);
 }
@@ -83,10 +84,10 @@ describe.each(ENGINES)('parallel gzip with %s', (engine) => {
   const inputs: [string, Buffer][] = [
     ['empty', Buffer.alloc(0)],
     ['one byte', Buffer.from([0x5a])],
-    ['one block', big.subarray(0, BLOCK)],
-    ['block - 1', big.subarray(0, BLOCK - 1)],
-    ['block + 1', big.subarray(0, BLOCK + 1)],
-    ['two blocks exactly', big.subarray(0, 2 * BLOCK)],
+    ['one piece', big.subarray(0, PIECE)],
+    ['piece - 1', big.subarray(0, PIECE - 1)],
+    ['piece + 1', big.subarray(0, PIECE + 1)],
+    ['two pieces exactly', big.subarray(0, 2 * PIECE)],
     ['3 MiB mixed', big],
   ];
 
@@ -96,13 +97,13 @@ describe.each(ENGINES)('parallel gzip with %s', (engine) => {
         const one = await gzipWith(chunked(input, [70_000, 1, 5000, 200_000]), {
           level,
           threads: 1,
-          blockSize: BLOCK,
+          pieceSize: PIECE,
           engine,
         });
-        const four = await gzipWith(chunked(input, [BLOCK, 333, 1 << 20]), {
+        const four = await gzipWith(chunked(input, [PIECE, 333, 1 << 20]), {
           level,
           threads: 4,
-          blockSize: BLOCK,
+          pieceSize: PIECE,
           engine,
         });
         checkSingleMember(one.output, input, level);
@@ -121,35 +122,35 @@ describe.each(ENGINES)('parallel gzip with %s', (engine) => {
     expect(body).toBe(engine === 'zlib' ? '0300' : '010000ffff');
   });
 
-  it('ends every block but the last with the doubled sync marker (libdeflate only)', async () => {
-    const input = mixed(5 * BLOCK + 1000);
-    const { output } = await gzipWith([input], { level: 6, threads: 2, blockSize: BLOCK, engine });
-    const marker = Buffer.from('0000ffff000000ffff', 'hex');
+  it('ends every piece but the last with the piece mark (libdeflate only)', async () => {
+    const input = mixed(5 * PIECE + 1000);
+    const { output } = await gzipWith([input], { level: 6, threads: 2, pieceSize: PIECE, engine });
+    const marker = PIECE_MARK;
     let count = 0;
     for (let at = output.indexOf(marker); at >= 0; at = output.indexOf(marker, at + 1)) count++;
     expect(count).toBe(engine === 'libdeflate' ? 5 : 0);
   });
 
-  it('works with the default 1 MiB block across block boundaries', async () => {
+  it('works with the default 1 MiB piece across piece boundaries', async () => {
     const input = big.subarray(0, 2.5 * 1024 * 1024);
     const { output } = await gzipWith(chunked(input, [100_000]), { level: 6, threads: 2, engine });
     checkSingleMember(output, input, 6);
   });
 
   it('stays within 1% of a single stream of the same engine at level 9 on compressible data', async () => {
-    // zlib: 256 KiB blocks, more seams than the default, so the per-block cost shows more.
-    // libdeflate starts each block without a dictionary, so it is held to the default 1 MiB blocks.
+    // zlib: 256 KiB pieces, more seams than the default, so the per-piece cost shows more.
+    // libdeflate starts each piece without a dictionary, so it is held to the default 1 MiB pieces.
     const input = prose(4 * 1024 * 1024, 42);
     const { output } = await gzipWith(chunked(input, [1 << 16]), {
       level: 9,
       threads: 2,
-      ...(engine === 'zlib' ? { blockSize: 256 * 1024 } : {}),
+      ...(engine === 'zlib' ? { pieceSize: 256 * 1024 } : {}),
       engine,
     });
     const single =
       engine === 'zlib'
         ? zlib.gzipSync(input, { level: 9 }).length
-        : (await nativeAddon()!.deflateChunk!(input, 9, true)).length + 18;
+        : (await nativeAddon()!.deflatePiece!(input, 9, true)).length + 18;
     expect(output.length).toBeLessThanOrEqual(single * 1.01);
     expect(zlib.gunzipSync(output).equals(input)).toBe(true);
   });
@@ -161,13 +162,13 @@ describe.each(ENGINES)('parallel gzip with %s', (engine) => {
     }
     expect(() => createCompressor({ codec: 'gzip', level: 10, threads: 2 })).toThrow(/gzip.*1 to 9/);
     expect(() => createParallelGzip({ level: 6, threads: 0 })).toThrow(RangeError);
-    expect(() => createParallelGzip({ level: 6, threads: 1, blockSize: 1000 })).toThrow(RangeError);
+    expect(() => createParallelGzip({ level: 6, threads: 1, pieceSize: 1000 })).toThrow(RangeError);
   });
 
   it('keeps its internal buffer bounded under a slow reader and honours back-pressure', async () => {
-    const blockSize = 128 * 1024;
+    const pieceSize = 128 * 1024;
     const total = 24 * 1024 * 1024;
-    const gz = createParallelGzip({ level: 1, threads: 2, blockSize, engine });
+    const gz = createParallelGzip({ level: 1, threads: 2, pieceSize, engine });
     let produced = 0;
     let sourcePaused = 0;
     const source = new Readable({
@@ -201,12 +202,12 @@ describe.each(ENGINES)('parallel gzip with %s', (engine) => {
     await pipeline(source, gz, slow);
     const output = Buffer.concat(parts);
     expect(zlib.gunzipSync(output).length).toBe(total);
-    // Fill block + in-flight blocks (at most twice the limit dispatched) + one block of ready output
-    // + Node's own 64 KiB buffers on either side. Noise is stored, not compressed, so a block's
-    // output is its input plus stored-block headers (5 bytes per 64 KiB) and the block mark: a
-    // few dozen bytes per block, not a block more (seen: 75 bytes over a bound without it).
-    const blockOut = blockSize + 5 * Math.ceil(blockSize / 65535) + 64;
-    const bound = (2 * gz.inFlightLimit + 3) * blockOut + 2 * MAX_OUTPUT_CHUNK;
+    // Fill piece + in-flight pieces (at most twice the limit dispatched) + one piece of ready output
+    // + Node's own 64 KiB buffers on either side. Noise is stored, not compressed, so a piece's
+    // output is its input plus stored-block headers (5 bytes per 64 KiB) and the piece mark: a
+    // few dozen bytes per piece, not a piece more (seen: 75 bytes over a bound without it).
+    const pieceOut = pieceSize + 5 * Math.ceil(pieceSize / 65535) + 64;
+    const bound = (2 * gz.inFlightLimit + 3) * pieceOut + 2 * MAX_OUTPUT_CHUNK;
     expect(maxInside).toBeLessThanOrEqual(bound);
     expect(maxAhead).toBeLessThan(bound + 2 * 256 * 1024);
     expect(sourcePaused).toBeGreaterThan(0);
@@ -227,17 +228,17 @@ describe.each(ENGINES)('parallel gzip with %s', (engine) => {
     ).rejects.toThrow('disk on fire');
   });
 
-  it('stops cleanly when destroyed while blocks are being compressed', async () => {
-    const gz = createParallelGzip({ level: 9, threads: 2, blockSize: BLOCK, engine });
+  it('stops cleanly when destroyed while pieces are being compressed', async () => {
+    const gz = createParallelGzip({ level: 9, threads: 2, pieceSize: PIECE, engine });
     const seen: Buffer[] = [];
     gz.on('data', (chunk: Buffer) => seen.push(chunk));
-    for (let i = 0; i < 8; i++) gz.write(prose(BLOCK, i + 1));
+    for (let i = 0; i < 8; i++) gz.write(prose(PIECE, i + 1));
     const closed = new Promise<void>((resolve) => gz.on('close', resolve));
     await new Promise((resolve) => setImmediate(resolve));
     const before = seen.length;
     gz.destroy();
     await closed;
-    // Let the threadpool finish the blocks it had: their results must be dropped.
+    // Let the threadpool finish the pieces it had: their results must be dropped.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(seen.length).toBe(before);
     expect(gz.bufferedBytes).toBe(0);
