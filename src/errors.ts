@@ -11,10 +11,6 @@ export const ExitCode = {
   s3: 3,
   /** An interactive prompt timed out. */
   promptTimeout: 5,
-  /** migrate-manifest: a kernel/ramdisk mapping could not be resolved. */
-  mapping: 6,
-  /** migrate-manifest: the mapping service could not be set up. */
-  mappingSetup: 7,
   /** The bucket exists in another region than the one requested. */
   regionMismatch: 10,
   /** bundle-vol: instance metadata unreachable while inheriting. */

@@ -1,14 +1,12 @@
-// `amibundle bundle-vol` / `ec2-bundle-vol`: flags -> makeVolumeImage(), then (unless
-// --clone-only) the image is bundled exactly like bundle-image, with instance metadata inherited.
+// `amibundle bundle-vol` / `ec2-bundle-vol`: flags -> bundleVolume() (the image, then unless
+// --clone-only the bundle, with instance metadata inherited).
 import fs from 'node:fs';
 import path from 'node:path';
-import { bundleImage } from '../bundle/bundle-image.js';
-import { ImdsClient } from '../ec2/imds.js';
-import { mergeInherited, readInstanceFacts } from '../ec2/inherit.js';
 import { UsageError } from '../errors.js';
 import { toolVersion } from '../version.js';
 import type { ImageFsType } from '../volume/make-fs.js';
-import { makeVolumeImage, type FstabChoice } from '../volume/volume-image.js';
+import { bundleVolume } from '../volume/bundle-volume.js';
+import type { FstabChoice } from '../volume/volume-image.js';
 import type { PartitionScheme } from '../volume/disk-image.js';
 import {
   bundleNameFromFlags,
@@ -226,22 +224,13 @@ partial image are removed. Must run as root.`,
         if (!opts.has(name))
           throw new UsageError(`missing mandatory parameter: --${name}`, 'or use --clone-only');
 
-    // Keys, certificates and the metadata service are checked before the long copy, not after.
+    // Keys and certificates are checked before the long copy, not after.
     const base = cloneOnly ? undefined : await bundleOptionsFromFlags(opts, ctx);
-    let imds: ImdsClient | undefined;
-    if (!cloneOnly && inherit) {
-      imds = new ImdsClient();
-      const protocol = await imds.connect();
-      ctx.out.debug(
-        `instance metadata at ${imds.endpoint} answers ${protocol === 'v2' ? 'IMDSv2' : 'IMDSv1 only'}`,
-      );
-    }
-
     const secretFiles = ['privatekey', 'cert']
       .map((n) => opts.str(n))
       .filter((f): f is string => f !== undefined);
     const grubConfigFile = opts.str('grubConfig');
-    const image = await makeVolumeImage({
+    const result = await bundleVolume({
       volume,
       destination: opts.str('destination')!,
       prefix,
@@ -258,63 +247,32 @@ partial image are removed. Must run as root.`,
       ...(grubConfigFile ? { grubConfig: fs.readFileSync(grubConfigFile, 'utf8') } : {}),
       serialConsole: opts.flag('serialConsole'),
       toolVersion,
+      ...(base ? { bundle: base } : {}),
+      inherit,
       signal: ctx.signal,
       out: ctx.out,
       confirm: (q) => ctx.confirm(q),
     });
-    ctx.out.info('Volume cloning done.');
-    ctx.out.event({
-      type: 'image',
-      image: image.imagePath,
-      sizeMiB: image.sizeMiB,
-      partition: image.partition,
-      fsType: image.fsType,
-      uuid: image.uuid,
-      problems: image.copy.problems.length,
-      seconds: image.seconds,
-    });
-
-    if (!base) {
+    const bundled = result.bundle;
+    if (!bundled) {
       ctx.out.info('Not bundling image file since "--clone-only" flag was specified.');
       ctx.out.info(`${ctx.invokedAs} complete.`);
       return;
     }
-
-    let manifestFacts = {
-      ...(base.kernelId ? { kernelId: base.kernelId } : {}),
-      ...(base.ramdiskId ? { ramdiskId: base.ramdiskId } : {}),
-      ...(base.productCodes ? { productCodes: base.productCodes } : {}),
-      ...(base.blockDeviceMapping ? { blockDeviceMapping: base.blockDeviceMapping } : {}),
-    };
-    if (imds) {
-      const facts = await readInstanceFacts(imds);
-      for (const item of facts.unreadable) ctx.out.info(`Unable to read instance meta-data for ${item}`);
-      manifestFacts = mergeInherited(manifestFacts, facts);
-    }
-    const result = await bundleImage({
-      ...base,
-      kernelId: undefined,
-      ramdiskId: undefined,
-      productCodes: undefined,
-      blockDeviceMapping: undefined,
-      ...manifestFacts,
-      imagePath: image.imagePath,
-      name: prefix,
-    });
-    for (const p of result.parts) ctx.out.info(`Created ${p.filename}`);
-    reportMappingGaps(manifestFacts.blockDeviceMapping, ctx);
-    ctx.out.info(`Bundle manifest is ${result.manifestLocation}`);
+    for (const p of bundled.parts) ctx.out.info(`Created ${p.filename}`);
+    reportMappingGaps(bundled.blockDeviceMapping, ctx);
+    ctx.out.info(`Bundle manifest is ${bundled.manifestLocation}`);
     ctx.out.event({
       type: 'done',
       command: 'bundle-vol',
-      image: image.imagePath,
-      manifest: result.manifestLocation,
-      name: result.name,
-      parts: result.parts.length,
-      size: result.size,
-      bundledSize: result.bundledSize,
-      digest: result.digest,
-      seconds: result.seconds + image.seconds,
+      image: result.image.imagePath,
+      manifest: bundled.manifestLocation,
+      name: bundled.name,
+      parts: bundled.parts.length,
+      size: bundled.size,
+      bundledSize: bundled.bundledSize,
+      digest: bundled.digest,
+      seconds: result.seconds,
     });
     ctx.out.info(`${ctx.invokedAs} complete.`);
   },

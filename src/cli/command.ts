@@ -1,5 +1,7 @@
-// The shape every command module exports: its flag table (for parsing and help) and a run
-// function that maps parsed flags onto one library call.
+// The shape every command module exports: its flag table (for parsing and help, built from
+// flag-catalog.ts) and a run function: flags in, one library call (after opening the S3 part sink
+// or source it may take), events and result lines out. The workflows themselves live in the
+// feature folders (bundleImage, restoreBundle, bundleVolume, migrateManifestFile, …).
 import type { CommandSpec, ParsedOptions } from './options.js';
 import type { Reporter } from './reporter.js';
 

@@ -1,18 +1,9 @@
-// `amibundle migrate-manifest` / `ec2-migrate-manifest`: flags -> the migrate library, plus the
-// file side: refuse early, confirm, back up to P.bak, replace P atomically.
+// `amibundle migrate-manifest` / `ec2-migrate-manifest`: flags (and the EC2 certificate they
+// choose) -> migrateManifestFile(), which backs up to P.bak and replaces P atomically.
 import fs from 'node:fs';
 import { findEc2Cert, type Partition } from '../crypto/ec2-cert.js';
-import { AmiError, BundleError, ExitCode, MissingFileError, UsageError } from '../errors.js';
-import { MAX_MANIFEST_BYTES } from '../format/manifest-reader.js';
-import { writeFileAtomic } from '../io/atomic-file.js';
-import {
-  authenticate,
-  chooseIds,
-  loadMigrationKeys,
-  readSourceManifest,
-  rebuildManifest,
-  type SourceManifest,
-} from '../migrate/migrate.js';
+import { UsageError } from '../errors.js';
+import { migrateManifestFile } from '../migrate/migrate-file.js';
 import type { Command } from './command.js';
 import { flag } from './flag-catalog.js';
 import { manifestOption, privateKeyOption } from './restore-flags.js';
@@ -24,22 +15,6 @@ export function partitionOfRegion(region: string): Partition {
   if (region.startsWith('cn-')) return 'aws-cn';
   if (region.startsWith('us-gov-')) return 'aws-us-gov';
   return 'aws';
-}
-
-function readManifestBytes(file: string): Buffer {
-  const size = fs.statSync(file).size;
-  if (size > MAX_MANIFEST_BYTES)
-    throw new BundleError(`Bad manifest '${file}': ${size} bytes is not a bundle manifest`);
-  return fs.readFileSync(file);
-}
-
-function readSource(file: string, raw: Buffer): SourceManifest {
-  try {
-    return readSourceManifest(raw);
-  } catch (err) {
-    if (err instanceof BundleError) throw new BundleError(`Bad manifest '${file}': ${err.message}`, err.hint);
-    throw err;
-  }
 }
 
 export const migrateManifestCommand: Command = {
@@ -160,80 +135,23 @@ The parts are not touched: the same parts work with the migrated manifest.`,
       ctx.out.warn('-a/-s are ignored: they served only the automatic mapping, which is not supported');
     const partition = partitionFlag ?? (region ? partitionOfRegion(region) : 'aws');
     const ec2CertPath = findEc2Cert(explicitEc2, partition);
-    const keys = loadMigrationKeys({
-      privateKey: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
-      userCert: fs.readFileSync(opts.str('cert')!, 'utf8'),
-      ec2Cert: fs.readFileSync(ec2CertPath, 'utf8'),
-    });
-    ctx.out.event({ type: 'start', command: 'migrate-manifest', manifest: file });
-
-    const raw = readManifestBytes(file);
-    const source = readSource(file, raw);
-    const verified = authenticate(source, keys.userCert);
-    const signUnverified = opts.flag('signUnverified');
-    if (!verified && !signUnverified)
-      throw new BundleError(`Bad manifest '${file}': Manifest fails authentication.`);
-    if (!verified)
-      ctx.out.warn(
-        `the signature of ${file} does not verify with -c; re-signing it with -k anyway (--sign-unverified)`,
-      );
-    const how = verified ?? 'unverified';
-    if (how === 'rexml')
-      ctx.out.debug('signature verified over the REXML re-serialisation, not the raw bytes');
-
-    const backup = `${file}.bak`;
-    if (fs.existsSync(backup))
-      throw new AmiError(
-        `backup file ${backup} already exists; nothing was changed`,
-        ExitCode.missingFile,
-        'move it away (it may hold the original from an earlier migration) and run again',
-      );
-
+    const privateKeyPem = fs.readFileSync(opts.str('privatekey')!, 'utf8');
+    const userCertPem = fs.readFileSync(opts.str('cert')!, 'utf8');
+    const ec2CertPem = fs.readFileSync(ec2CertPath, 'utf8');
     const kernel = opts.str('kernel');
     const ramdisk = opts.str('ramdisk');
-    const ids = chooseIds(source.parsed.manifest.machineConfiguration, {
+    const migrated = await migrateManifestFile({
+      file,
+      privateKeyPem,
+      userCertPem,
+      ec2CertPem,
+      signUnverified: opts.flag('signUnverified'),
       mapping: opts.flag('mapping'),
       ...(kernel !== undefined ? { kernel } : {}),
       ...(ramdisk !== undefined ? { ramdisk } : {}),
+      confirm: (q) => ctx.confirm(q),
+      out: ctx.out,
     });
-    const migrated = rebuildManifest(source, { ...keys, ids });
-    if (source.parsed.manifest.image.compression === 'zstd')
-      ctx.out.warn('this bundle uses zstd: EC2 cannot register it, wherever its key is wrapped to');
-    if (ids.removed.length > 0) {
-      const ok = await ctx.confirm(
-        `This operation will remove the kernel and/or ramdisk associated with the AMI (${ids.removed.join(', ')}). This may cause the AMI to fail to launch unless you specify an appropriate kernel and ramdisk at launch time.`,
-      );
-      if (!ok)
-        throw new UsageError(
-          'stopped: removing the kernel/ramdisk was not confirmed; nothing was changed',
-          'pass --kernel/--ramdisk to set ids, or --batch to accept',
-        );
-    }
-
-    // Replace the file a symlink points to, as writing in place did, not the link.
-    let target = file;
-    try {
-      target = fs.realpathSync(file);
-    } catch (err) {
-      throw new MissingFileError(`cannot resolve ${file}: ${(err as Error).message}`);
-    }
-    const mode = fs.statSync(target).mode & 0o777;
-    ctx.out.info('Backing up manifest...');
-    await writeFileAtomic(
-      backup,
-      raw,
-      { mode, overwrite: false },
-      'move it away (it may hold the original from an earlier migration) and run again',
-      'backup file',
-    );
-    try {
-      await writeFileAtomic(target, migrated.bytes, { mode, overwrite: true });
-    } catch (err) {
-      // The original is untouched (the write is atomic); a stale backup would block the rerun.
-      fs.rmSync(backup, { force: true });
-      throw err;
-    }
-    const mc = migrated.manifest.machineConfiguration;
     const where =
       region ?? (explicitEc2 ? `regions whose EC2 certificate is ${explicitEc2}` : `partition ${partition}`);
     ctx.out.info(`Successfully migrated ${file}`);
@@ -242,15 +160,15 @@ The parts are not touched: the same parts work with the migrated manifest.`,
       type: 'done',
       command: 'migrate-manifest',
       manifest: file,
-      backup,
-      sourceVersion: source.versionClass,
-      signatureCheckedOver: how,
+      backup: migrated.backup,
+      sourceVersion: migrated.sourceVersion,
+      signatureCheckedOver: migrated.signatureCheckedOver,
       ec2Cert: ec2CertPath,
       partition: explicitEc2 ? undefined : partition,
       region,
-      kernelId: mc?.kernelId,
-      ramdiskId: mc?.ramdiskId,
-      removed: ids.removed,
+      kernelId: migrated.kernelId,
+      ramdiskId: migrated.ramdiskId,
+      removed: migrated.removed,
     });
   },
 };
