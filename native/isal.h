@@ -19,4 +19,9 @@ int isal_inflate_whole(const unsigned char *in, size_t in_len, unsigned char *ou
 int isal_deflate_whole(const unsigned char *in, size_t in_len, int level, int last, unsigned char *out,
                        size_t capacity, size_t *written);
 
+/* Exports inflateStreamCreate/inflateStreamRun (isal_stream.c) when libisal.so.2 loads; 0 also
+ * when it does not (nothing exported), -1 on a Node-API failure. */
+#include <node_api.h>
+int register_isal_stream(napi_env env, napi_value exports);
+
 #endif

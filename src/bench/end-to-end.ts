@@ -1,6 +1,8 @@
 // End-to-end runs: `amibundle bundle-image` and `amibundle unbundle` of the whole image as child
 // processes, as a user runs them. Wall time is measured here; CPU time and peak RSS are what each
-// child reports about itself in the `resources` field of its JSON `done` event.
+// child reports about itself in the `resources` field of its JSON `done` event: its own peak
+// (VmHWM, io/peak-rss.ts), not getrusage's, which would carry this large process's size through
+// fork and exec.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +14,7 @@ import { mbPerSecond } from './measure.js';
 import type { EndToEndResult } from './report.js';
 
 /** Same relative path from src/bench (tests) and dist/bench (the installed CLI). */
-const CLI = fileURLToPath(new URL('../../bin/amibundle.js', import.meta.url));
+export const BENCH_CLI = fileURLToPath(new URL('../../bin/amibundle.js', import.meta.url));
 const NAME = 'bench';
 
 export interface EndToEndOptions {
@@ -25,6 +27,8 @@ export interface EndToEndOptions {
   readonly signal?: AbortSignal;
   readonly onResult?: (r: EndToEndResult) => void;
   readonly onProgress?: (line: string) => void;
+  /** Called with each child's process id as it starts (tests watch it from outside). */
+  readonly onSpawn?: (pid: number, command: string) => void;
 }
 
 interface ChildRun {
@@ -38,13 +42,18 @@ interface Resources {
   readonly systemSeconds: number;
 }
 
-function runCli(args: readonly string[], signal?: AbortSignal): Promise<ChildRun> {
+function runCli(
+  args: readonly string[],
+  signal?: AbortSignal,
+  onSpawn?: EndToEndOptions['onSpawn'],
+): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(process.execPath, [BENCH_CLI, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(signal ? { signal } : {}),
     });
+    if (child.pid !== undefined) onSpawn?.(child.pid, args[0]!);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -116,6 +125,61 @@ function result(
   };
 }
 
+/** The `amibundle` arguments of the end-to-end bundle run (after the CLI path). */
+export function bundleImageArgs(
+  opts: Pick<EndToEndOptions, 'imagePath' | 'keys' | 'threads'>,
+  codec: CompressionCodec,
+  level: number,
+  bundleDir: string,
+): string[] {
+  const k = opts.keys;
+  return [
+    'bundle-image',
+    '-i',
+    opts.imagePath,
+    '-k',
+    k.keyFile,
+    '-c',
+    k.certFile,
+    '--ec2cert',
+    k.certFile,
+    '-u',
+    '123456789012',
+    '-r',
+    'x86_64',
+    '-d',
+    bundleDir,
+    '-p',
+    NAME,
+    '--compress',
+    `${codec}:${level}`,
+    '--threads',
+    String(opts.threads),
+    '--batch',
+    '--json',
+  ];
+}
+
+/** The `amibundle` arguments of the end-to-end restore of a bundle made by bundleImageArgs(). */
+export function unbundleArgs(
+  opts: Pick<EndToEndOptions, 'keys'>,
+  bundleDir: string,
+  restoreDir: string,
+): string[] {
+  return [
+    'unbundle',
+    '-m',
+    path.join(bundleDir, `${NAME}.manifest.xml`),
+    '-k',
+    opts.keys.keyFile,
+    '-s',
+    bundleDir,
+    '-d',
+    restoreDir,
+    '--json',
+  ];
+}
+
 export async function measureEndToEnd(opts: EndToEndOptions): Promise<EndToEndResult[]> {
   const results: EndToEndResult[] = [];
   const add = (r: EndToEndResult): void => {
@@ -128,34 +192,7 @@ export async function measureEndToEnd(opts: EndToEndOptions): Promise<EndToEndRe
     const restoreDir = await fs.promises.mkdtemp(path.join(opts.workDir, `restore-${codec}-`));
     try {
       opts.onProgress?.(`Running amibundle bundle-image --compress ${codec}:${level} on the whole image...`);
-      const b = await runCli(
-        [
-          'bundle-image',
-          '-i',
-          opts.imagePath,
-          '-k',
-          opts.keys.keyFile,
-          '-c',
-          opts.keys.certFile,
-          '--ec2cert',
-          opts.keys.certFile,
-          '-u',
-          '123456789012',
-          '-r',
-          'x86_64',
-          '-d',
-          bundleDir,
-          '-p',
-          NAME,
-          '--compress',
-          `${codec}:${level}`,
-          '--threads',
-          String(opts.threads),
-          '--batch',
-          '--json',
-        ],
-        opts.signal,
-      );
+      const b = await runCli(bundleImageArgs(opts, codec, level, bundleDir), opts.signal, opts.onSpawn);
       const start = event(b, 'start', 'bundle-image');
       const done = event(b, 'done', 'bundle-image');
       const dataBytes = num(start, 'dataBytes');
@@ -171,21 +208,7 @@ export async function measureEndToEnd(opts: EndToEndOptions): Promise<EndToEndRe
       );
 
       opts.onProgress?.(`Running amibundle unbundle of the ${codec} bundle...`);
-      const u = await runCli(
-        [
-          'unbundle',
-          '-m',
-          path.join(bundleDir, `${NAME}.manifest.xml`),
-          '-k',
-          opts.keys.keyFile,
-          '-s',
-          bundleDir,
-          '-d',
-          restoreDir,
-          '--json',
-        ],
-        opts.signal,
-      );
+      const u = await runCli(unbundleArgs(opts, bundleDir, restoreDir), opts.signal, opts.onSpawn);
       const restored = await fs.promises.stat(path.join(restoreDir, NAME));
       if (restored.size !== opts.imageBytes)
         throw new AmiError(`bench: the restored image is ${restored.size} bytes, not ${opts.imageBytes}`);

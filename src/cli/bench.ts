@@ -10,6 +10,7 @@ import { measureStages, type CompressRun } from '../bench/stages.js';
 import { writeSyntheticImage } from '../bench/synthetic-image.js';
 import { COMPRESSION_CODECS, LEVEL_RANGE, type CompressionCodec } from '../codec/compression.js';
 import { UsageError } from '../errors.js';
+import { ownPeakRssBytes } from '../io/peak-rss.js';
 import type { Command } from './command.js';
 import { flag } from './flag-catalog.js';
 import type { ParsedOptions } from './options.js';
@@ -237,7 +238,7 @@ lines, one 'stage' and one 'end-to-end' event per measurement, and a final 'done
         loadAverage: { start: loadStart, end: os.loadavg() },
         stages: staged.stages,
         endToEnd: e2e,
-        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        peakRssBytes: ownPeakRssBytes(),
       };
       if (ctx.out.mode === 'text') {
         ctx.out.info('');

@@ -30,6 +30,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import('./unbundle.js')).unbundleCommand,
   },
   {
+    name: 'from-ebs',
+    summary: 'Read an EBS snapshot back (EBS direct) as a disk image (raw, qcow2, VMDK, VHD) or a bundle.',
+    load: async () => (await import('./from-ebs.js')).fromEbsCommand,
+  },
+  {
     name: 'upload-bundle',
     tool: 'ec2-upload-bundle',
     summary: 'Upload a bundle to S3: parallel, resumable, Content-MD5 checked, manifest last.',
@@ -46,6 +51,11 @@ export const commands: readonly CommandEntry[] = [
     tool: 'ec2-delete-bundle',
     summary: "Delete a bundle's objects from S3 (by manifest or name prefix).",
     load: async () => (await import('./delete-bundle.js')).deleteBundleCommand,
+  },
+  {
+    name: 'convert',
+    summary: 'Convert a disk image between raw, qcow2, VMDK and VHD (told by its headers), holes kept.',
+    load: async () => (await import('./convert.js')).convertCommand,
   },
   {
     name: 'verify',

@@ -4,11 +4,12 @@
 // stdout is a terminal. Every line is escaped (printable.ts): no control character reaches the
 // terminal from a name or message.
 import cliProgress from 'cli-progress';
-import type { JsonEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
+import type { AmibundleEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
 import { printable, printableJson } from '../printable.js';
 import { formatBytes } from '../format-bytes.js';
+import { ownPeakRssBytes } from '../io/peak-rss.js';
 
-export type { JsonEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
+export type { AmibundleEvent, OutputMode, ProgressUpdate, Reporter } from '../events.js';
 export { silentReporter } from '../events.js';
 
 export interface ReporterOptions {
@@ -18,14 +19,43 @@ export interface ReporterOptions {
   readonly stderr?: NodeJS.WritableStream;
 }
 
-/** Peak RSS and CPU time of this process so far (resourceUsage reports KiB and microseconds). */
+/** Peak RSS (this process's own: peak-rss.ts) and CPU time so far (resourceUsage: microseconds). */
 function resourcesSoFar(): { maxRssBytes: number; userSeconds: number; systemSeconds: number } {
   const usage = process.resourceUsage();
   return {
-    maxRssBytes: usage.maxRSS * 1024,
+    maxRssBytes: ownPeakRssBytes(),
     userSeconds: usage.userCPUTime / 1e6,
     systemSeconds: usage.systemCPUTime / 1e6,
   };
+}
+
+/**
+ * What a JSON line adds to an event, decided for every event type (the compiler checks that
+ * none is left out): the final `done` carries what the run cost, which `amibundle bench` reads.
+ * Text mode prints no events: the lines people read come through info() and warn().
+ */
+function jsonExtras(e: AmibundleEvent): Record<string, unknown> {
+  switch (e.type) {
+    case 'done':
+      return { resources: resourcesSoFar() };
+    case 'start':
+    case 'progress':
+    case 'part':
+    case 'info':
+    case 'warning':
+    case 'copy':
+    case 'image':
+    case 'check':
+    case 'stage':
+    case 'end-to-end':
+    case 'snapshot':
+    case 'error':
+      return {};
+    default: {
+      const unknown: never = e;
+      throw new Error(`no rendering for event ${JSON.stringify(unknown)}`);
+    }
+  }
 }
 
 class StreamReporter implements Reporter {
@@ -65,12 +95,10 @@ class StreamReporter implements Reporter {
     this.stderr.write(`DEBUG: ${printable(line)}\n`);
   }
 
-  event(e: JsonEvent): void {
+  event(e: AmibundleEvent): void {
     if (this.mode !== 'json') return;
-    // Every command's final event carries what the run cost: `amibundle bench` reads it.
-    const extra = e.type === 'done' ? { resources: resourcesSoFar() } : {};
     this.stdout.write(
-      `${printableJson(JSON.stringify({ ...e, ...extra, time: new Date().toISOString() }))}\n`,
+      `${printableJson(JSON.stringify({ ...e, ...jsonExtras(e), time: new Date().toISOString() }))}\n`,
     );
   }
 

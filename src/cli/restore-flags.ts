@@ -2,6 +2,7 @@
 // parts are, which key copy to unwrap, and what checks the signature (by default the public half
 // of -k; --cert; or nothing with --no-signature-check), with the line that says which it was.
 import { UsageError } from '../errors.js';
+import type { SignatureReport } from '../events.js';
 import type { SignatureOutcome } from '../restore/restore-options.js';
 import { flag } from './flag-catalog.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
@@ -52,10 +53,7 @@ export function signatureLine(outcome: SignatureOutcome, certFile: string | unde
 }
 
 /** The same for the JSON `done` event. */
-export function signatureEvent(
-  outcome: SignatureOutcome,
-  certFile: string | undefined,
-): Record<string, unknown> {
+export function signatureEvent(outcome: SignatureOutcome, certFile: string | undefined): SignatureReport {
   return outcome.verified
     ? {
         verified: true,

@@ -2,7 +2,7 @@
 // a raw image file; the library does the rest (see src/ebs/to-ebs.ts).
 import fs from 'node:fs';
 import { journalPathFor } from '../ebs/journal.js';
-import { bundleImageSource, rawImageSource, type ImageSource } from '../ebs/image-source.js';
+import { bundleImageSource, diskImageSource, type ImageSource } from '../ebs/image-source.js';
 import { toEbs } from '../ebs/to-ebs.js';
 import { UsageError } from '../errors.js';
 import { readManifestFile } from '../format/manifest-file.js';
@@ -49,7 +49,7 @@ async function openSource(
 ): Promise<{ image: ImageSource; close: () => void; certFile?: string }> {
   if (!isManifest(source)) {
     if (!fs.existsSync(source)) throw new UsageError(`SOURCE ${source} does not exist`);
-    return { image: rawImageSource(source, ctx.signal), close: () => undefined };
+    return { image: await diskImageSource(source, ctx.signal), close: () => undefined };
   }
   const key = opts.str('privatekey');
   if (key === undefined)
@@ -93,7 +93,7 @@ export const toEbsCommand: Command = {
       'Upload a bundle or raw image as an EBS snapshot (EBS direct APIs), optionally registering an AMI.',
     positionals: {
       metavar: 'SOURCE',
-      help: 'NAME.manifest.xml (local), s3://BUCKET/PREFIX/NAME.manifest.xml, or a raw image file.',
+      help: 'NAME.manifest.xml (local), s3://BUCKET/PREFIX/NAME.manifest.xml, or an image file (raw, qcow2, VMDK or VHD, told by its headers).',
     },
     options: [
       {

@@ -22,6 +22,7 @@ import {
   signatureFlags,
   signatureLine,
 } from './restore-flags.js';
+import { deviceOptions, deviceSinkFromOptions } from './rescue-flags.js';
 
 export const unbundleCommand: Command = {
   spec: {
@@ -47,6 +48,7 @@ export const unbundleCommand: Command = {
         help: 'Directory the image is written to (as NAME).',
       }),
       diskFormatOption,
+      ...deviceOptions,
       ec2KeyOption,
       signatureCertOption(),
       noSignatureCheckOption,
@@ -57,6 +59,7 @@ export const unbundleCommand: Command = {
       'amibundle unbundle --from s3://my-bucket/images/my-ami.manifest.xml -k pk.pem -d /var/tmp --region eu-west-1',
       'amibundle unbundle -m image.manifest.xml -k pk.pem --cert cert.pem -d /var/tmp',
       'amibundle unbundle -m image.manifest.xml -k pk.pem -d /var/tmp --format vmdk',
+      'amibundle unbundle --from s3://my-bucket/images/my-ami.manifest.xml -k pk.pem --device /dev/xvdf --assume-zeroed --check',
     ],
     manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). First the
 manifest signature is verified, by default with the public half of -k (the bundler signs with
@@ -71,7 +74,17 @@ anything but one regular file (links, devices, paths, a second file) is refused.
 
 --format qcow2, vmdk (streamOptimized), vhd (dynamic) or vhd-fixed writes DEST/NAME.qcow2, .vmdk or
 .vhd directly from the stream, never through a raw copy; holes and all-zero clusters are not
-stored. The virtual size is the image's rounded up to a sector (VHD: to a whole CHS geometry).`,
+stored. The virtual size is the image's rounded up to a sector (VHD: to a whole CHS geometry).
+
+--device DEVICE writes the image onto a block device (what AWS's instance-store-to-EBS recipe
+does with dd), from a local bundle or --from S3. It is refused (one line, exit 254) when the
+device, one of its partitions or the disk it is a partition of is mounted, used as swap or held by
+LVM/RAID, and when it is smaller than the image; a path that is not a block device is exit 2. It
+asks before writing unless --batch (without a terminal on stdin, --batch is required). The device
+is opened exclusively, holes are written as zeros unless --assume-zeroed (a new EBS volume reads
+zeros), and the run ends with an fsync; --check then re-reads the image from the device and
+compares its SHA-1 with that of what was written. The bytes reach the device as they are
+restored: a bundle that fails its digest check leaves the device partly written.`,
   },
 
   async run(opts, ctx) {
@@ -99,6 +112,10 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
       parsed = readManifestFile(manifestPath!);
       source = new DirPartSource(opts.str('source')!);
     }
+    const imageSink = await deviceSinkFromOptions(opts, ctx, parsed.manifest.image.size).catch((err) => {
+      close();
+      throw err;
+    });
     const destination = path.resolve(opts.str('destination')!);
     ctx.out.event({
       type: 'start',
@@ -113,7 +130,7 @@ stored. The virtual size is the image's rounded up to a sector (VHD: to a whole 
       useEc2Key: opts.flag('ec2Key'),
       skipSignature,
       ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
-      destination,
+      ...(imageSink ? { imageSink } : { destination }),
       format: opts.str('format') as DiskFormat,
       signal: ctx.signal,
       out: ctx.out,

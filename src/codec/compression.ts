@@ -4,7 +4,7 @@
 import type { Duplex } from 'node:stream';
 import { createParallelGzip } from './parallel-gzip.js';
 import { canInflateInParallel, createParallelGunzip, ParallelGunzip } from './parallel-gunzip.js';
-import { createSingleMemberGunzip } from './single-member-gunzip.js';
+import { createSequentialGunzip, forcedInflate, IsalGunzip } from './isal-gunzip.js';
 import { createZstdCompressor, createZstdDecompressor, ZstdDecompressor } from './zstd.js';
 
 export type CompressionCodec = 'gzip' | 'zstd';
@@ -48,15 +48,16 @@ export function createCompressor(opts: CompressorOptions): Duplex {
 /**
  * gzip: exactly one member, CRC-32 and length checked, nothing after it (a second member or
  * trailing bytes are errors); read in parallel where the addon has libdeflate (it falls back to the
- * sequential reader by itself for members not written that way). zstd: standard frames with their
- * checksums checked.
+ * sequential reader by itself for members not written that way: ISA-L's streaming inflate when it
+ * is loaded, else zlib; AMIBUNDLE_INFLATE forces one, see isal-gunzip.ts). zstd: standard frames
+ * with their checksums checked.
  */
 export function createDecompressor(codec: CompressionCodec): Duplex {
   checkCodec(codec);
   if (codec === 'zstd') return createZstdDecompressor();
-  return canInflateInParallel() && process.env['AMIBUNDLE_INFLATE'] !== 'sequential'
+  return canInflateInParallel() && forcedInflate() === undefined
     ? createParallelGunzip()
-    : createSingleMemberGunzip();
+    : createSequentialGunzip();
 }
 
 function checkCodec(codec: string): asserts codec is CompressionCodec {
@@ -70,7 +71,11 @@ function checkCodec(codec: string): asserts codec is CompressionCodec {
  * caller must be completely done with a chunk first); undefined for the others.
  */
 export function chunkReleaser(decompressor: Duplex): ((chunk: Buffer) => void) | undefined {
-  if (decompressor instanceof ParallelGunzip || decompressor instanceof ZstdDecompressor)
+  if (
+    decompressor instanceof ParallelGunzip ||
+    decompressor instanceof ZstdDecompressor ||
+    decompressor instanceof IsalGunzip
+  )
     return (chunk) => decompressor.release(chunk);
   return undefined;
 }

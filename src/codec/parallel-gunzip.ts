@@ -4,7 +4,7 @@
 // That is a guess, checked exactly: each piece must inflate on its own and end precisely at its
 // mark, and the whole output must match the trailer's CRC-32 and length. The first piece that fails
 // (or a stream with no marks at all: gzip -9, pigz, older bundles) is handed, with the output so far,
-// to the sequential strict reader, which finishes the member. Either way the result is the same bytes.
+// to the sequential strict reader (igzip streaming when loaded, else zlib), which finishes the member. Either way the result is the same bytes.
 
 import os from 'node:os';
 import { Duplex } from 'node:stream';
@@ -13,6 +13,7 @@ import { BundleError } from '../errors.js';
 import { type NativeAddon, nativeAddon } from '../io/native.js';
 import { threadpoolSize } from '../io/threadpool.js';
 import { PIECE_MARK } from './piece-mark.js';
+import { createSequentialGunzip, IsalGunzip } from './isal-gunzip.js';
 import {
   afterMember,
   GUNZIP_HINT,
@@ -84,7 +85,7 @@ export class ParallelGunzip extends Duplex {
   private wantsData = false;
   private heldWrite: (() => void) | undefined;
   private heldFinal: ((error?: Error | null) => void) | undefined;
-  private sequential: SingleMemberGunzip | undefined;
+  private sequential: SingleMemberGunzip | IsalGunzip | undefined;
   /**
    * Reused piece buffers. Fresh memory costs a page fault per 4 KiB on first touch (1.5-4 ms per
    * MiB on the VMs measured: more than inflating it), so inputs come back when their piece has
@@ -103,6 +104,12 @@ export class ParallelGunzip extends Duplex {
     // Two cores inflate twice as fast; more pieces in flight than the threadpool has free threads
     // would queue file writes behind them.
     this.limit = Math.max(1, Math.min(os.availableParallelism(), threadpoolSize() - 1));
+  }
+
+  /** Which sequential reader took over (none yet: undefined). */
+  get sequentialEngine(): 'isal' | 'zlib' | undefined {
+    if (!this.sequential) return undefined;
+    return this.sequential instanceof IsalGunzip ? 'isal' : 'zlib';
   }
 
   /** 'parallel' until the first piece that did not inflate alone, then 'sequential'. */
@@ -228,7 +235,10 @@ export class ParallelGunzip extends Duplex {
    */
   release(chunk: Buffer): void {
     const memory = chunk.buffer as ArrayBuffer;
-    if (!this.lent.has(memory)) return;
+    if (!this.lent.has(memory)) {
+      if (this.sequential instanceof IsalGunzip) this.sequential.release(chunk);
+      return;
+    }
     this.lent.delete(memory);
     // Room for every buffer that can be out at once (pieces ahead, the readable queue, the reader's
     // current chunk), so none is dropped and allocated again.
@@ -347,7 +357,7 @@ export class ParallelGunzip extends Duplex {
    * first byte, primed with the output so far. Later pieces' results are dropped.
    */
   private switchToSequential(): void {
-    const sequential = new SingleMemberGunzip({
+    const sequential = createSequentialGunzip({
       dictionary: Buffer.from(this.window.subarray(0, this.windowFill)),
       crc: this.crc,
       size: this.size,

@@ -15,7 +15,13 @@ export function createImageSink(
   member: TarMember,
   name = member.name,
 ): ImageSink {
-  const finalPath = path.join(destination, name + DISK_FORMAT_SUFFIX[format]);
+  return createImageSinkAt(format, path.join(destination, name + DISK_FORMAT_SUFFIX[format]), member);
+}
+
+/** The sink writing `member` to exactly `finalPath`, whatever its name ends in (`convert IN OUT`). */
+export function createImageSinkAt(format: DiskFormat, finalPath: string, member: TarMember): ImageSink {
+  const destination = path.dirname(finalPath);
+  const name = path.basename(finalPath);
   switch (format) {
     case 'raw':
       return new ImageWriter(destination, member, name);
@@ -26,6 +32,6 @@ export function createImageSink(
     case 'vhd':
       return new VhdDynamicSink(finalPath, member);
     case 'vhd-fixed':
-      return new VhdFixedSink(destination, member, path.basename(finalPath));
+      return new VhdFixedSink(destination, member, name);
   }
 }

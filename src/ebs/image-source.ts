@@ -1,13 +1,12 @@
 // What to-ebs uploads, whatever it came from: an image's size, what identifies its content (for
 // the resume journal), and a run() that streams it into an image sink in ascending offsets.
-// Raw files are read by their data extents (holes are never read); bundles go through the
-// signature-checking restore; qcow2, VMDK and VHD files are recognised by their headers and
-// refused, never uploaded as if their container bytes were the disk.
+// Image files are opened by their headers through disk/read/ (raw, qcow2, VMDK, VHD: the guest's
+// bytes, holes never read, never a container uploaded as if it were the disk); bundles go through
+// the signature-checking restore.
 import fs from 'node:fs';
 import type { ImageSink } from '../disk/image-sink.js';
-import { BundleError } from '../errors.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
-import { dataExtents } from '../io/extents.js';
+import { openDiskImage } from '../disk/read/detect.js';
 import type { PartSource } from '../parts/part-source.js';
 import { restoreBundle } from '../restore/restore.js';
 import type { RestoreResult } from '../restore/restore-options.js';
@@ -19,70 +18,41 @@ export interface ImageSource {
   readonly size: number;
   /** From the manifest, when there is one. */
   readonly architecture?: string;
+  /** The file's disk format, for an image file. */
+  readonly format?: string;
   /** Whether run() reports its own progress (the restore does). */
   readonly reportsProgress: boolean;
   /** Opens the sink, writes the image in ascending offsets, commits (discards on failure). */
   run(sink: ImageSink): Promise<void>;
 }
 
-const READ_CHUNK = 1 << 20;
-
-/** A disk container format by its header (or VHD's footer), if the file is one. */
-export function containerFormat(file: string, size: number): string | undefined {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const head = Buffer.alloc(512);
-    const n = fs.readSync(fd, head, 0, 512, 0);
-    if (n >= 4 && head.readUInt32BE(0) === 0x514649fb) return 'qcow2';
-    if (n >= 4 && head.subarray(0, 4).toString('latin1') === 'KDMV') return 'VMDK';
-    if (head.subarray(0, n).toString('latin1').startsWith('# Disk DescriptorFile'))
-      return 'VMDK (descriptor)';
-    if (head.subarray(0, 8).toString('latin1') === 'conectix') return 'VHD';
-    if (size >= 512) {
-      const foot = Buffer.alloc(8);
-      fs.readSync(fd, foot, 0, 8, size - 512);
-      if (foot.toString('latin1') === 'conectix') return 'VHD';
-    }
-    return undefined;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-export function rawImageSource(file: string, signal?: AbortSignal): ImageSource {
+/**
+ * An image file of any format disk/read/ knows by its headers (raw, qcow2, VMDK, VHD): the
+ * guest's bytes go up, never the container's. Holes are not read.
+ */
+export async function diskImageSource(file: string, signal?: AbortSignal): Promise<ImageSource> {
   const st = fs.statSync(file);
-  if (!st.isFile()) throw new BundleError(`${file} is not a regular file`);
-  const format = containerFormat(file, st.size);
-  if (format !== undefined)
-    throw new BundleError(
-      `${file} is a ${format} image, not a raw disk: uploading its container bytes would make a corrupt snapshot`,
-      `convert it first: qemu-img convert -O raw ${file} ${file}.raw, then to-ebs the .raw file`,
-    );
+  const image = await openDiskImage(file);
+  await image.close();
   return {
-    id: `file:${st.size}:${Math.trunc(st.mtimeMs)}:${st.ino}`,
-    size: st.size,
+    id: `file:${image.format}:${st.size}:${Math.trunc(st.mtimeMs)}:${st.ino}`,
+    size: image.virtualSize,
+    format: image.format,
     reportsProgress: false,
     async run(sink) {
-      const fd = await fs.promises.open(file, 'r');
+      const disk = await openDiskImage(file);
       try {
         await sink.open();
-        const buf = Buffer.allocUnsafe(READ_CHUNK);
-        for (const extent of await dataExtents(fd.fd, st.size)) {
-          for (let at = extent.offset; at < extent.offset + extent.length;) {
-            signal?.throwIfAborted();
-            const want = Math.min(READ_CHUNK, extent.offset + extent.length - at);
-            const { bytesRead } = await fd.read(buf, 0, want, at);
-            if (bytesRead === 0) throw new BundleError(`${file} shrank while it was read`);
-            await sink.write(at, buf.subarray(0, bytesRead));
-            at += bytesRead;
-          }
+        for await (const extent of disk.extents()) {
+          signal?.throwIfAborted();
+          if (extent.data) await sink.write(extent.offset, extent.data);
         }
         await sink.commit();
       } catch (err) {
         await sink.discard();
         throw err;
       } finally {
-        await fd.close();
+        await disk.close();
       }
     },
   };
@@ -119,7 +89,7 @@ export function bundleImageSource(
         ...(opts.useEc2Key ? { useEc2Key: true } : {}),
         ...(opts.certPem !== undefined ? { certPem: opts.certPem } : {}),
         ...(opts.skipSignature ? { skipSignature: true } : {}),
-        sink: () => sink,
+        imageSink: () => sink,
         out: opts.out,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });

@@ -9,6 +9,7 @@
 // its SHA-256 (GetSnapshotBlock's checksum header; the body is not read) and sent only if it
 // differs, zero blocks included.
 import crypto from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import {
   CompleteSnapshotCommand,
   GetSnapshotBlockCommand,
@@ -91,7 +92,10 @@ export class SnapshotWriter {
     private readonly signal?: AbortSignal,
     /** Called with each snapshot id as soon as it exists. */
     private readonly onSnapshot: (id: string) => void = () => undefined,
-  ) {}
+  ) {
+    // Every request in flight (and every back-off sleep) listens on the run's abort signal.
+    if (signal) setMaxListeners(conn.concurrency * 3 + 16, signal);
+  }
 
   /** The first block index not yet handed over. */
   get nextBlock(): number {

@@ -41,6 +41,28 @@ export interface NativeAddon {
     final: boolean,
     output: Uint8Array,
   ): Promise<{ ok: boolean; consumed: number; written: number }>;
+  /**
+   * A streaming raw-deflate decoder (ISA-L's isal_inflate) whose gzip CRC-32 continues from `crc`,
+   * primed with the last 32 KiB of output before it. Present only when libisal.so.2 loaded.
+   */
+  inflateStreamCreate?(dictionary: Uint8Array | null, crc: number): object;
+  /**
+   * One isal_inflate() call on the threadpool: stops when the input is used up, the output is full
+   * or the deflate stream ended. `error` < 0 for corrupt data; once `finished`, `unused` input
+   * bytes (counted back from the end of this input) follow the stream; `crc` is the CRC-32 so far.
+   */
+  inflateStreamRun?(
+    stream: object,
+    input: Uint8Array,
+    output: Uint8Array,
+  ): Promise<{
+    error: number;
+    consumed: number;
+    written: number;
+    finished: boolean;
+    unused: number;
+    crc: number;
+  }>;
   /** 'isa-l' or 'libdeflate': what inflatePiece uses. */
   inflateEngine?: string;
   /** An OpenSSL SHA-1 context (from the node binary); absent if node does not export OpenSSL. */

@@ -26,8 +26,8 @@ export interface RestoreOptions {
   readonly destination?: string;
   /** Disk format the image is written in (default raw: the sparse image itself). */
   readonly format?: DiskFormat;
-  /** Where the image goes instead of a file under `destination` (e.g. an EBS snapshot). */
-  readonly sink?: (member: TarMember) => ImageSink;
+  /** Where the image goes instead of `destination` and `format` (`--device`: a block device; to-ebs: an EBS snapshot). */
+  readonly imageSink?: (member: TarMember, name: string) => ImageSink;
   readonly signal?: AbortSignal;
   readonly out?: Reporter;
 }

@@ -169,7 +169,7 @@ class UntarSink extends Writable {
     /** Called with each chunk once nothing refers to it any more (the decompressor reuses it). */
     private readonly release: (chunk: Buffer) => void = () => undefined,
     format: DiskFormat = 'raw',
-    sinkFor?: (member: TarMember) => ImageSink,
+    makeSink?: (member: TarMember, name: string) => ImageSink,
   ) {
     super({ highWaterMark: 4 });
     this.maxInflated = maxTarStreamBytes(expected.size);
@@ -185,8 +185,10 @@ class UntarSink extends Writable {
             `the image in the bundle is ${m.size} bytes but the manifest says ${expected.size}`,
           );
         this.member = m;
-        if (destination !== undefined || sinkFor !== undefined) {
-          this.writer = sinkFor ? sinkFor(m) : createImageSink(format, destination!, m, expected.name);
+        if (destination !== undefined || makeSink) {
+          this.writer = makeSink
+            ? makeSink(m, expected.name)
+            : createImageSink(format, destination!, m, expected.name);
           await this.writer.open();
         }
       },
@@ -246,7 +248,13 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
   if (opts.destination !== undefined) sweepStaleTemps(opts.destination, m.image.name, out);
   warnIfNoAddon(out, m.image.size);
   const decompressor = createDecompressor(m.image.compression ?? 'gzip');
-  const sink = new UntarSink(opts.destination, m.image, chunkReleaser(decompressor), opts.format, opts.sink);
+  const sink = new UntarSink(
+    opts.destination,
+    m.image,
+    chunkReleaser(decompressor),
+    opts.format,
+    opts.imageSink,
+  );
   let done = 0;
   try {
     await pipeline(
@@ -256,7 +264,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
             done += size;
             out.event({ type: 'part', index, size, verified: true });
             out.progress({
-              phase: opts.destination !== undefined || opts.sink ? 'restore' : 'verify',
+              phase: opts.destination || opts.imageSink ? 'restore' : 'verify',
               done,
               total: m.image.bundledSize,
               unit: 'bytes',

@@ -213,12 +213,14 @@ import crypto from 'node:crypto';
 }
 
 describe('memory', () => {
-  it.each(FORMATS)('%s: peak RSS writing 256 MiB is within 32 MiB of writing 16 MiB', (format) => {
+  // The margin allows for garbage the collector has not yet returned (CI once measured 43 MiB on a
+  // loaded machine); a writer that held the image, or a fraction of it, would be 240 MiB over.
+  it.each(FORMATS)('%s: peak RSS writing 256 MiB is within 64 MiB of writing 16 MiB', (format) => {
     const dir = fs.mkdtempSync(path.join(tmp.dir, `${format}-rss-`));
     const small = peakRss(format, 16, dir);
     const big = peakRss(format, 256, dir);
     expect(small).toBeGreaterThan(0);
-    expect(big - small).toBeLessThan(32 * 1024);
+    expect(big - small).toBeLessThan(64 * 1024);
   });
 });
 

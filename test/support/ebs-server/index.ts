@@ -262,6 +262,9 @@ export async function startEbsServer(options: EbsServerOptions = {}): Promise<Eb
       else sendEc2Error(res, err);
     });
   });
+  // Idle keep-alive connections stay open as long as at AWS's front ends: a client reusing one
+  // the server has just timed out would see a reset no real endpoint causes that often.
+  server.keepAliveTimeout = 65_000;
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

@@ -1,0 +1,293 @@
+// Reads an EBS snapshot back through the EBS direct APIs: DescribeSnapshots until it is
+// `completed` (a pending snapshot cannot be read), ListSnapshotBlocks page by page, and
+// GetSnapshotBlock in parallel with a bounded window. Blocks reach the writer in ascending order
+// (the image sinks take ascending offsets), so at most `concurrency` blocks are held at once:
+// memory = in-flight × 512 KiB. Each block's SHA-256 is checked against the x-amz-Checksum AWS
+// sends with it; a block that fails the check is fetched again (AWS: "consider the data not
+// valid and retry"), under the same bounded retry policy as every other request, in the same one
+// loop, never nested. Blocks not listed are holes: they are never written.
+import crypto from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GetSnapshotBlockCommand, ListSnapshotBlocksCommand } from '@aws-sdk/client-ebs';
+import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import { AmiError, ExitCode } from '../errors.js';
+import { silentReporter, type Reporter } from '../events.js';
+import type { EbsClients } from './clients.js';
+import { BLOCK_SIZE, type EbsConnectionConfig } from './connection.js';
+import { backoffDelay, classify, EbsError, toEbsError, withEbsRetry, type EbsTarget } from './retry.js';
+
+export const SNAPSHOT_ID = /^snap-[0-9a-f]{8,17}$/;
+const GIB = 2 ** 30;
+/** ListSnapshotBlocks' largest page. */
+const PAGE_SIZE = 10000;
+
+export interface SnapshotFacts {
+  readonly id: string;
+  readonly volumeGiB: number;
+  readonly encrypted: boolean;
+  readonly description?: string;
+}
+
+/** Where the blocks go, in ascending offsets (an ImageSink fits). `chunk` is not reused after. */
+export interface BlockWriter {
+  write(offset: number, chunk: Buffer): Promise<void>;
+}
+
+export interface ReadOptions {
+  readonly clients: EbsClients;
+  readonly conn: EbsConnectionConfig;
+  readonly signal?: AbortSignal;
+  readonly out?: Reporter;
+}
+
+export interface ReadStats {
+  /** Blocks with data (listed by ListSnapshotBlocks) and written. */
+  blocks: number;
+  dataBytes: number;
+  /** ListSnapshotBlocks pages read. */
+  pages: number;
+  /** GetSnapshotBlock requests sent, retries included. */
+  getRequests: number;
+  /** Blocks whose data failed its SHA-256 check and was fetched again. */
+  checksumRetries: number;
+}
+
+/** A block whose bytes do not match the checksum AWS sent with them. */
+export class BlockChecksumError extends AmiError {
+  override readonly name = 'BlockChecksumError';
+  constructor(
+    readonly snapshotId: string,
+    readonly block: number,
+    detail: string,
+    attempts: number,
+  ) {
+    super(
+      `GetSnapshotBlock returned corrupt data for snapshot ${snapshotId}, block ${block}: ${detail}${attempts > 1 ? ` (on all ${attempts} attempts)` : ''}`,
+      ExitCode.runtime,
+      'the data changed on its way (a proxy, the network, or the service): try again; nothing was written under the final name',
+    );
+  }
+}
+
+function describeTarget(id: string): EbsTarget {
+  return { op: 'DescribeSnapshots', snapshotId: id };
+}
+
+/**
+ * The snapshot's facts once it is `completed`. Pending: waits (polling with back-off) when
+ * `wait`, else refuses with a line saying so; `error` or an archived snapshot is refused.
+ */
+export async function waitForCompleted(
+  opts: ReadOptions,
+  snapshotId: string,
+  wait: boolean,
+  pollMs = { first: 250, max: 15_000 },
+): Promise<SnapshotFacts> {
+  const out = opts.out ?? silentReporter;
+  let delay = pollMs.first;
+  let announced = false;
+  for (;;) {
+    let snap;
+    try {
+      const r = await withEbsRetry(
+        opts.conn.retry,
+        describeTarget(snapshotId),
+        () => opts.clients.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })),
+        { ...(opts.signal ? { signal: opts.signal } : {}) },
+      );
+      snap = r.Snapshots?.find((s) => s.SnapshotId === snapshotId);
+    } catch (err) {
+      if (err instanceof EbsError && err.code === 'InvalidSnapshot.NotFound') snap = undefined;
+      else throw err;
+    }
+    if (!snap)
+      throw new AmiError(
+        `snapshot ${snapshotId} does not exist in this region, or these credentials cannot see it`,
+        ExitCode.runtime,
+        'check the snapshot id and --region (or AWS_REGION)',
+      );
+    const facts: SnapshotFacts = {
+      id: snapshotId,
+      volumeGiB: snap.VolumeSize ?? 0,
+      encrypted: snap.Encrypted === true,
+      ...(snap.Description ? { description: snap.Description } : {}),
+    };
+    if (snap.StorageTier === 'archive')
+      throw new AmiError(
+        `snapshot ${snapshotId} is archived: EBS direct cannot read it`,
+        ExitCode.runtime,
+        'restore it to the standard tier first (aws ec2 restore-snapshot-tier)',
+      );
+    switch (snap.State) {
+      case 'completed':
+        if (!(facts.volumeGiB > 0)) throw new AmiError(`snapshot ${snapshotId} reports no volume size`);
+        return facts;
+      case 'pending':
+        if (!wait)
+          throw new AmiError(
+            `snapshot ${snapshotId} is still pending (${snap.Progress ?? '0%'}): EBS direct reads only completed snapshots`,
+            ExitCode.runtime,
+            'run again once it is completed, or without --no-wait to wait for it',
+          );
+        if (!announced)
+          out.info(
+            `Snapshot ${snapshotId} is pending (${snap.Progress ?? '0%'}); waiting until it is completed...`,
+          );
+        announced = true;
+        await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : {});
+        delay = Math.min(pollMs.max, delay * 2);
+        continue;
+      default:
+        throw new AmiError(
+          `snapshot ${snapshotId} is in state ${snap.State ?? 'unknown'}${snap.StateMessage ? ` (${snap.StateMessage})` : ''}: it cannot be read`,
+        );
+    }
+  }
+}
+
+interface ListedBlock {
+  readonly index: number;
+  readonly token: string;
+}
+
+/** The snapshot's blocks in ascending order, one ListSnapshotBlocks page at a time. */
+async function* listBlocks(
+  opts: ReadOptions,
+  facts: SnapshotFacts,
+  stats: ReadStats,
+): AsyncGenerator<ListedBlock> {
+  let next: string | undefined;
+  let last = -1;
+  const limit = (facts.volumeGiB * GIB) / BLOCK_SIZE;
+  do {
+    const page = await withEbsRetry(
+      opts.conn.retry,
+      { op: 'ListSnapshotBlocks', snapshotId: facts.id },
+      () =>
+        opts.clients.ebs.send(
+          new ListSnapshotBlocksCommand({
+            SnapshotId: facts.id,
+            MaxResults: PAGE_SIZE,
+            ...(next !== undefined ? { NextToken: next } : {}),
+          }),
+        ),
+      {
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        // Right after it turned completed, EBS direct may not know the snapshot yet.
+        notFoundMayClear: true,
+      },
+    );
+    stats.pages++;
+    if (page.VolumeSize !== undefined && page.VolumeSize !== facts.volumeGiB)
+      throw new AmiError(
+        `snapshot ${facts.id}: ListSnapshotBlocks says ${page.VolumeSize} GiB, DescribeSnapshots ${facts.volumeGiB} GiB`,
+      );
+    if (page.BlockSize !== undefined && page.BlockSize !== BLOCK_SIZE)
+      throw new AmiError(`snapshot ${facts.id}: block size ${page.BlockSize}, expected ${BLOCK_SIZE}`);
+    for (const b of page.Blocks ?? []) {
+      const index = b.BlockIndex;
+      if (index === undefined || b.BlockToken === undefined || index <= last || index >= limit)
+        throw new AmiError(
+          `snapshot ${facts.id}: ListSnapshotBlocks listed block ${index} out of order or beyond the volume`,
+        );
+      last = index;
+      yield { index, token: b.BlockToken };
+    }
+    next = page.NextToken;
+  } while (next);
+}
+
+function sha256(data: Uint8Array): string {
+  return crypto.createHash('sha256').update(data).digest('base64');
+}
+
+/** One block, its checksum verified; retried under the policy (corrupt data counts as a server failure). */
+async function getBlock(
+  opts: ReadOptions,
+  snapshotId: string,
+  b: ListedBlock,
+  stats: ReadStats,
+  abort: AbortSignal,
+): Promise<Buffer> {
+  const out = opts.out ?? silentReporter;
+  const target: EbsTarget = { op: 'GetSnapshotBlock', snapshotId, block: b.index };
+  for (let attempt = 1; ; attempt++) {
+    abort.throwIfAborted();
+    try {
+      stats.getRequests++;
+      const r = await opts.clients.ebs.send(
+        new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: b.index, BlockToken: b.token }),
+        { abortSignal: abort },
+      );
+      const data = Buffer.from((await r.BlockData?.transformToByteArray()) ?? []);
+      let problem: string | undefined;
+      if (r.ChecksumAlgorithm !== undefined && r.ChecksumAlgorithm !== 'SHA256')
+        problem = `unknown checksum algorithm ${String(r.ChecksumAlgorithm)}`;
+      else if (r.Checksum === undefined) problem = 'no x-amz-Checksum came with it';
+      else if (data.length !== BLOCK_SIZE || (r.DataLength !== undefined && r.DataLength !== BLOCK_SIZE))
+        problem = `${data.length} bytes (DataLength ${r.DataLength}), expected ${BLOCK_SIZE}`;
+      else if (sha256(data) !== r.Checksum) problem = `SHA-256 ${sha256(data)}, x-amz-Checksum ${r.Checksum}`;
+      if (problem === undefined) return data;
+      throw new BlockChecksumError(snapshotId, b.index, problem, attempt);
+    } catch (err) {
+      if (abort.aborted) throw abort.reason;
+      const corrupt = err instanceof BlockChecksumError;
+      const failure = corrupt ? 'server' : classify(err);
+      if (failure === 'fatal' || failure === 'not-found' || attempt >= opts.conn.retry.attempts)
+        throw corrupt ? err : toEbsError(err, target, attempt);
+      if (corrupt) stats.checksumRetries++;
+      const delay = backoffDelay(opts.conn.retry, attempt - 1);
+      out.debug(
+        `GetSnapshotBlock block ${b.index}: attempt ${attempt} failed (${failure}: ${(err as Error).message}); retrying in ${delay} ms`,
+      );
+      await sleep(delay, undefined, { signal: abort });
+    }
+  }
+}
+
+/**
+ * Reads every listed block of a completed snapshot into `into`, in ascending offsets, at most
+ * `conn.concurrency` blocks in flight or waiting. On failure, the requests still running are
+ * cancelled and awaited before the error is thrown, so nothing writes after it.
+ */
+export async function readSnapshotBlocks(
+  opts: ReadOptions,
+  facts: SnapshotFacts,
+  into: BlockWriter,
+): Promise<ReadStats> {
+  const out = opts.out ?? silentReporter;
+  const stats: ReadStats = { blocks: 0, dataBytes: 0, pages: 0, getRequests: 0, checksumRetries: 0 };
+  const stop = new AbortController();
+  const abort = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+  const window: { index: number; data: Promise<Buffer> }[] = [];
+  const concurrency = Math.max(1, opts.conn.concurrency);
+  const total = facts.volumeGiB * GIB;
+
+  const writeHead = async (): Promise<void> => {
+    const head = window.shift()!;
+    const data = await head.data;
+    await into.write(head.index * BLOCK_SIZE, data);
+    stats.blocks++;
+    stats.dataBytes += data.length;
+    out.progress({ phase: 'from-ebs', done: (head.index + 1) * BLOCK_SIZE, total, unit: 'bytes' });
+  };
+
+  try {
+    for await (const b of listBlocks(opts, facts, stats)) {
+      const data = getBlock(opts, facts.id, b, stats, abort);
+      data.catch(() => undefined); // awaited in order by writeHead; a failure is seen there
+      window.push({ index: b.index, data });
+      if (window.length >= concurrency) await writeHead();
+    }
+    while (window.length) await writeHead();
+    out.progress({ phase: 'from-ebs', done: total, total, unit: 'bytes' });
+    return stats;
+  } catch (err) {
+    stop.abort(err);
+    await Promise.allSettled(window.map((w) => w.data));
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    throw err;
+  } finally {
+    out.endProgress();
+  }
+}
