@@ -5,6 +5,13 @@
 // written to a run directory there and removed at the end. The report goes to stdout, progress to
 // stderr. Every process is measured from outside with GNU time (wall here, CPU and peak RSS of the
 // largest process in the tree from wait4()), ours and the references alike.
+//
+// Restore is measured on two images (issue 14): the /usr/lib image and one built from /usr
+// (binaries, headers, libraries). For each: amibundle's own gzip and zstd bundles, a bundle in the
+// ec2-ami-tools layout (`tar -cS | gzip -9 | openssl enc`, one gzip member), and every --format,
+// against the reference restore (`openssl enc -d | gunzip | tar -xS`, plus `qemu-img convert` for
+// the disk formats). Options: --images lib,usr (which images; default both), --restore-only
+// (skip the bundle-side runs, the growth runs and the stage table).
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -20,6 +27,24 @@ const GNU_TIME = '/usr/bin/time';
 const MIB = 1024 * 1024;
 const cpus = os.availableParallelism();
 const started = Date.now();
+
+function argValue(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+const restoreOnly = process.argv.includes('--restore-only');
+const imageChoice = argValue('--images', 'lib,usr')
+  .split(',')
+  .map((x) => x.trim())
+  .filter(Boolean);
+for (const x of imageChoice)
+  if (x !== 'lib' && x !== 'usr') fail(`--images takes lib, usr or lib,usr (got ${x})`);
+/** The disk formats of unbundle --format, with the qemu-img convert arguments that make the same. */
+const FORMATS = [
+  ['qcow2', ['-O', 'qcow2']],
+  ['vmdk', ['-O', 'vmdk', '-o', 'subformat=streamOptimized']],
+  ['vhd', ['-O', 'vpc', '-o', 'subformat=dynamic']],
+];
 
 const log = (msg) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}\n`);
 
@@ -42,6 +67,7 @@ function checkTools() {
     ['split', 'coreutils'],
     ['sha1sum', 'coreutils'],
     ['mke2fs', 'e2fsprogs'],
+    ['qemu-img', 'qemu-utils'],
     [GNU_TIME, 'time'],
   ];
   const missing = needed.filter(([tool]) => !have(tool));
@@ -84,8 +110,8 @@ function ensureImage(name, make) {
   return file;
 }
 
-function makeExt4(out, sizeMiB, fill) {
-  execFileSync('bash', [makeImage, out, String(sizeMiB), String(fill)], {
+function makeExt4(out, sizeMiB, fill, from) {
+  execFileSync('bash', [makeImage, out, String(sizeMiB), String(fill), ...(from ? [from] : [])], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
 }
@@ -170,16 +196,16 @@ function ours(id, image, extra = []) {
   return record(id, { ...r, stdout: undefined, size: done.bundledSize, dataBytes: start.dataBytes, dest });
 }
 
-function oursUnbundle(id, bundle, imageSize) {
+function oursUnbundle(id, bundle, imageSize, extra = [], manifest = 'img.manifest.xml') {
   const out = fs.mkdtempSync(path.join(run, 'restore-'));
-  log(`${id}: amibundle unbundle`);
+  log(`${id}: amibundle unbundle ${extra.join(' ')}`);
   try {
     const r = measure([
       process.execPath,
       bin,
       'unbundle',
       '-m',
-      path.join(bundle.dest, 'img.manifest.xml'),
+      path.join(bundle.dest, manifest),
       '-k',
       keys.key,
       '-s',
@@ -187,8 +213,11 @@ function oursUnbundle(id, bundle, imageSize) {
       '-d',
       out,
       '--json',
+      ...extra,
     ]);
-    if (fs.statSync(path.join(out, 'img')).size !== imageSize)
+    const written = fs.readdirSync(out);
+    if (written.length !== 1) throw new Error(`${id}: unbundle left ${written.join(', ')}`);
+    if (extra.length === 0 && fs.statSync(path.join(out, written[0])).size !== imageSize)
       throw new Error(`${id}: restored image has the wrong size`);
     return record(id, { ...r, stdout: undefined, dataBytes: bundle.dataBytes });
   } finally {
@@ -246,8 +275,9 @@ function splitAndHash(id, ref) {
   }
 }
 
-function referenceRestore(id, ref, image) {
+function referenceRestore(id, ref, image, keep = false) {
   const out = fs.mkdtempSync(path.join(run, 'rr-'));
+  let kept = false;
   log(`${id}: openssl enc -d | gunzip | tar -xS`);
   try {
     const r = measure(
@@ -260,12 +290,96 @@ function referenceRestore(id, ref, image) {
       ],
       { K: refKey, IV: refIv, ENC: ref.enc, OUT: out },
     );
-    if (fs.statSync(path.join(out, path.basename(image))).size !== fs.statSync(image).size)
+    const restored = path.join(out, path.basename(image));
+    if (fs.statSync(restored).size !== fs.statSync(image).size)
       throw new Error(`${id}: restored image has the wrong size`);
-    return record(id, { ...r, stdout: undefined, dataBytes: ref.dataBytes });
+    kept = keep;
+    return record(id, {
+      ...r,
+      stdout: undefined,
+      dataBytes: ref.dataBytes,
+      ...(keep ? { restored, out } : {}),
+    });
   } finally {
-    fs.rmSync(out, { recursive: true, force: true });
+    if (!kept) fs.rmSync(out, { recursive: true, force: true });
   }
+}
+
+/** The reference's second step for a disk format: qemu-img convert of the restored raw image. */
+function referenceConvert(id, raw, args, dataBytes) {
+  const out = path.join(run, `${id.replace(/\W+/g, '-')}.out`);
+  log(`${id}: qemu-img convert ${args.join(' ')}`);
+  try {
+    const r = measure(['qemu-img', 'convert', '-f', 'raw', ...args, raw, out]);
+    return record(id, { ...r, stdout: undefined, dataBytes });
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
+}
+
+/** SHA-1 of what `tar -cS` makes of the image (the digest an ec2-ami-tools manifest carries). */
+function tarDigest(image) {
+  return execFileSync(
+    'bash',
+    ['-o', 'pipefail', '-c', 'tar -cS -f - -C "$DIR" "$NAME" | sha1sum', 'digest'],
+    { env: { ...process.env, DIR: path.dirname(image), NAME: path.basename(image) }, encoding: 'utf8' },
+  ).split(' ')[0];
+}
+
+/**
+ * The restore runs of issue 14 on one image: our gzip and zstd bundles, the ec2-ami-tools layout,
+ * every --format, and the references. `tag` tells the images apart in the run ids.
+ */
+async function restoreSuite(tag, image, existing) {
+  const size = fs.statSync(image).size;
+  const id = (base) => `${base}${tag}`;
+  const def = existing ?? ours(id('ours default'), image);
+  if (!existing) oursUnbundle(id('ours unbundle'), def, size);
+  for (const [format] of FORMATS)
+    oursUnbundle(id(`ours unbundle ${format}`), def, size, ['--format', format]);
+  dropBundle(def);
+  if (!existing) {
+    const zstd = ours(id('ours zstd'), image, ['--compress', 'zstd']);
+    oursUnbundle(id('ours unbundle zstd'), zstd, size);
+    dropBundle(zstd);
+  }
+  const r9 = reference(id('R9'), image, 'gzip -9', def.dataBytes);
+  const rr = referenceRestore(id('Rr'), r9, image, true);
+  try {
+    for (const [format, args] of FORMATS)
+      referenceConvert(id(`Rconv ${format}`), rr.restored, args, def.dataBytes);
+  } finally {
+    fs.rmSync(rr.out, { recursive: true, force: true });
+  }
+  log(`${id('ec2 layout')}: SHA-1 of the tar stream, parts and manifest around R9's output`);
+  const { writeEc2LayoutBundle } = await import(
+    pathToFileURL(path.join(root, 'dist/bench/ec2-layout-bundle.js')).href
+  );
+  const dest = fs.mkdtempSync(path.join(run, 'ec2-'));
+  try {
+    await writeEc2LayoutBundle({
+      encryptedFile: r9.enc,
+      keyHex: refKey,
+      ivHex: refIv,
+      tarDigest: tarDigest(image),
+      imageName: path.basename(image),
+      imageSize: size,
+      keyFile: keys.key,
+      certFile: keys.cert,
+      dir: dest,
+    });
+    fs.rmSync(r9.enc);
+    oursUnbundle(
+      id('ours unbundle ec2'),
+      { dest, dataBytes: def.dataBytes },
+      size,
+      [],
+      `${path.basename(image)}.manifest.xml`,
+    );
+  } finally {
+    fs.rmSync(dest, { recursive: true, force: true });
+  }
+  return r9;
 }
 
 // ---- the report --------------------------------------------------------------------------------
@@ -304,11 +418,9 @@ function runRows(ids, labels, r9) {
     });
 }
 
-function report(images) {
-  const L = [];
-  const g = (id) => results.get(id);
-  const r9 = g('R9');
-  L.push('amibundle benchmark (npm run bench)', '');
+/** What was measured where: machine, tools, engines, images. */
+function header(images) {
+  const L = ['amibundle benchmark (npm run bench)', ''];
   L.push(
     `Machine: ${cpus} CPU(s) (${os.cpus()[0]?.model ?? '?'}), ${mib(os.totalmem())} RAM, Node ${process.version}; shared machine: load average at start ${images.loadStart.map((l) => l.toFixed(2)).join(' ')}, at end ${os
       .loadavg()
@@ -324,6 +436,72 @@ function report(images) {
     const st = fs.statSync(file);
     L.push(`  ${label.padEnd(18)} ${file}: ${mib(st.size)} apparent, ${mib(st.blocks * 512)} allocated`);
   }
+  return L;
+}
+
+const restoreTags = [];
+
+/** Issue 14's restore table and targets, one block per image. */
+function restoreReport() {
+  const L = [];
+  const g = (id) => results.get(id);
+  for (const tag of restoreTags) {
+    const t = (base) => `${base}${tag}`;
+    const rr = g(t('Rr'));
+    if (!rr) continue;
+    const labels = {
+      [t('ours unbundle')]: 'amibundle unbundle, own gzip bundle (raw)',
+      [t('ours unbundle zstd')]: 'amibundle unbundle, own zstd bundle (raw)',
+      [t('ours unbundle ec2')]: 'amibundle unbundle, ec2-ami-tools layout (tar -cS | gzip -9 | openssl enc)',
+      [t('Rr')]: 'openssl enc -d | gunzip | tar -xS (the reference restore)',
+    };
+    for (const [format] of FORMATS) {
+      labels[t(`ours unbundle ${format}`)] = `amibundle unbundle --format ${format}, own gzip bundle`;
+      labels[t(`Rconv ${format}`)] = `qemu-img convert to ${format} of Rr's raw image`;
+    }
+    L.push('', `Restore, 1 GiB image${tag} (issue 14):`);
+    L.push(
+      ...table(
+        ['run', 'wall s', 'MB/s', 'CPU s', 'CPU %', 'peak RSS', 'bytes', 'size/R9', 'what'],
+        runRows(Object.keys(labels), labels),
+      ),
+    );
+    const rows = [];
+    // Wall is what the targets name; CPU seconds (whole process tree) say the same on a busy machine.
+    const line = (name, id, ref, most) => {
+      const x = g(id) && ref ? g(id).wall / ref.wall : undefined;
+      const c = g(id) && ref ? g(id).cpu / ref.cpu : undefined;
+      rows.push([
+        name,
+        x === undefined ? 'n/a' : x.toFixed(3),
+        c === undefined ? 'n/a' : c.toFixed(3),
+        `<= ${most}`,
+        x === undefined ? 'n/a' : x <= most ? 'PASS' : 'MISS',
+      ]);
+    };
+    line('own gzip / Rr', t('ours unbundle'), rr, 0.4);
+    line('own zstd / Rr', t('ours unbundle zstd'), rr, 0.35);
+    line('ec2-ami-tools layout / Rr', t('ours unbundle ec2'), rr, 0.45);
+    line('--format raw / Rr', t('ours unbundle'), rr, 0.5);
+    for (const [format] of FORMATS) {
+      const conv = g(t(`Rconv ${format}`));
+      line(
+        `--format ${format} / (Rr + convert)`,
+        t(`ours unbundle ${format}`),
+        conv && { wall: rr.wall + conv.wall, cpu: rr.cpu + conv.cpu },
+        0.5,
+      );
+    }
+    L.push('', `Restore ratios${tag} (wall time; information, not a test):`);
+    L.push(...table(['ratio', 'wall', 'CPU', 'target (wall)', 'mark'], rows));
+  }
+  return L;
+}
+
+function report(images) {
+  const L = header(images);
+  const g = (id) => results.get(id);
+  const r9 = g('R9');
   L.push(
     '',
     'MB = 10^6 bytes; MB/s = image data (SEEK_DATA extents, as bundle-image reports them) per wall second; CPU = user+system',
@@ -511,32 +689,44 @@ async function main() {
   ].join('; ');
 
   const img1 = ensureImage('bench-1g.img', (out) => makeExt4(out, 1024, 65));
-  const img4 = ensureImage('bench-4g.img', (out) => makeExt4(out, 4096, 65));
-  const img8 = ensureImage('bench-8g.img', (out) => {
-    execFileSync('cp', ['--sparse=always', img1, out]);
-    execFileSync('truncate', ['-s', '8G', out]);
-  });
+  // The second restore image: /usr in path order (binaries, headers, then libraries).
+  const imgUsr = imageChoice.includes('usr')
+    ? ensureImage('bench-usr-1g.img', (out) => makeExt4(out, 1024, 65, '/usr'))
+    : undefined;
+  const full = !restoreOnly;
+  const img4 = full ? ensureImage('bench-4g.img', (out) => makeExt4(out, 4096, 65)) : undefined;
+  const img8 = full
+    ? ensureImage('bench-8g.img', (out) => {
+        execFileSync('cp', ['--sparse=always', img1, out]);
+        execFileSync('truncate', ['-s', '8G', out]);
+      })
+    : undefined;
   // About 100 MiB of data in a 10 GiB file: a 160 MiB ext4, 60% full, with 9.84 GiB of holes after it
   // (make-bench-image.sh on a 10 GiB filesystem would add ~64 MiB of journal and metadata).
-  const img10 = ensureImage('bench-10g-100m.img', (out) => {
-    makeExt4(out, 160, 60);
-    execFileSync('truncate', ['-s', '10G', out]);
-  });
+  const img10 = full
+    ? ensureImage('bench-10g-100m.img', (out) => {
+        makeExt4(out, 160, 60);
+        execFileSync('truncate', ['-s', '10G', out]);
+      })
+    : undefined;
   const { loadAddon } = await import(pathToFileURL(path.join(root, 'dist/io/native.js')).href);
   const addon = loadAddon().addon;
   const engines = addon
-    ? `gzip deflate ${addon.deflatePiece ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}`
+    ? `gzip deflate ${addon.deflatePiece ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}, unmarked gzip ${addon.inflateStreamRun ? 'isa-l streaming' : 'zlib'}`
     : `addon not built (${loadAddon().error}): TypeScript fallbacks`;
   const images = {
     loadStart,
     versions,
     engines,
-    files: {
-      '1 GiB, 65%': img1,
-      '4 GiB, 65%': img4,
-      '8 GiB, same data': img8,
-      '10 GiB, 100 MiB': img10,
-    },
+    files: Object.fromEntries(
+      [
+        ['1 GiB, 65%', img1],
+        ['/usr, 1 GiB, 65%', imgUsr],
+        ['4 GiB, 65%', img4],
+        ['8 GiB, same data', img8],
+        ['10 GiB, 100 MiB', img10],
+      ].filter(([, f]) => f),
+    ),
   };
 
   run = fs.mkdtempSync(path.join(imagesDir, 'run-'));
@@ -555,6 +745,16 @@ async function main() {
       ec2cert: path.join(keyDir, 'sample-ec2-cert.pem'),
     };
     const size1 = fs.statSync(img1).size;
+    for (const [tag, image] of [
+      [' [lib]', imageChoice.includes('lib') ? img1 : undefined],
+      [' [usr]', imgUsr],
+    ]) {
+      if (!image) continue;
+      warm(image);
+      await restoreSuite(tag, image);
+      restoreTags.push(tag);
+    }
+    if (!full) throw Object.assign(new Error('restore only'), { restoreOnly: true });
 
     warm(img1);
     const def = ours('ours default', img1);
@@ -607,12 +807,14 @@ async function main() {
     warm(img10);
     dropBundle(ours('ours default 10 GiB/100 MiB', img10));
   } catch (err) {
-    failure = err;
-    log(`FAILED: ${err.message}`);
+    if (!err.restoreOnly) {
+      failure = err;
+      log(`FAILED: ${err.message}`);
+    }
   }
 
   let stageLines = [];
-  if (!failure) {
+  if (!failure && full) {
     // The per-stage table of `amibundle bench` on the same 1 GiB image.
     log('amibundle bench -i bench-1g.img --no-end-to-end ...');
     try {
@@ -638,7 +840,8 @@ async function main() {
     }
   }
 
-  for (const line of [...report(images), ...stageLines]) console.log(line);
+  const lines = full ? report(images) : header(images);
+  for (const line of [...lines, ...restoreReport(), ...stageLines]) console.log(line);
   fs.rmSync(run, { recursive: true, force: true });
   log('done');
   if (failure) process.exitCode = 1;

@@ -68,6 +68,7 @@ export type StartEvent = { readonly type: 'start' } & (
   | { readonly command: 'keygen'; readonly bits: number }
   | { readonly command: 'bench'; readonly image: string; readonly generated: boolean }
   | { readonly command: 'to-ebs'; readonly source: string; readonly size: number }
+  | { readonly command: 'from-ebs'; readonly snapshotId: string; readonly volumeSize: number }
 );
 
 /** bundle-vol: the copy into the image file begins. */
@@ -233,6 +234,26 @@ export type DoneEvent = { readonly type: 'done' } & (
       readonly seconds: number;
     }
   | { readonly command: 'register'; readonly snapshotId: string; readonly imageId: string }
+  | {
+      readonly command: 'convert';
+      readonly ok: boolean;
+      readonly input: string;
+      readonly inputFormat: string;
+      readonly output: string;
+      readonly format: string;
+      readonly virtualSize: number;
+    }
+  | ({
+      readonly command: 'from-ebs';
+      readonly snapshotId: string;
+      readonly size: number;
+      readonly blocks: number;
+      readonly dataBytes: number;
+      readonly pages: number;
+      readonly getRequests: number;
+      readonly checksumRetries: number;
+      readonly seconds: number;
+    } & ({ readonly manifest: string } | { readonly image: string; readonly format: string }))
   | {
       readonly command: 'ec2-ami-tools-version';
       readonly amiTools: string;

@@ -241,7 +241,7 @@ afterwards.`,
       ctx.out.event({
         type: 'start',
         command: 'from-ebs',
-        snapshot: snapshotId,
+        snapshotId,
         volumeSize: facts.volumeGiB * GIB,
       });
       ctx.out.info(
@@ -259,7 +259,7 @@ afterwards.`,
       ctx.out.event({
         type: 'done',
         command: 'from-ebs',
-        snapshot: snapshotId,
+        snapshotId,
         ...(bundle ? { manifest: r.written } : { image: r.written, format }),
         size: facts.volumeGiB * GIB,
         blocks: r.stats.blocks,

@@ -1,10 +1,11 @@
 // Flags for getting an image off instance store: unbundle straight onto a block device
 // (`--device`, `--assume-zeroed`, `--check`), with the checks and the confirmation that writing
-// over a whole disk deserves.
+// over a whole disk deserves; and turning a paravirtual image into a bootable disk (`--hvm`).
 import { checkDevice } from '../disk/device-check.js';
 import { DeviceSink } from '../disk/device-sink.js';
 import type { ImageSink } from '../disk/image-sink.js';
 import { UsageError } from '../errors.js';
+import { checkHvmHost, type HvmPartition } from '../hvm/hvm-disk.js';
 import type { TarMember } from '../format/tar-reader.js';
 import type { RunContext } from './command.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
@@ -47,8 +48,7 @@ export async function deviceSinkFromOptions(
       if (opts.flag(f)) throw new UsageError(`--${f === 'check' ? 'check' : 'assume-zeroed'} needs --device`);
     return undefined;
   }
-  if (opts.has('destination'))
-    throw new UsageError('--device and --destination may not both be provided');
+  if (opts.has('destination')) throw new UsageError('--device and --destination may not both be provided');
   if (opts.has('format') && opts.str('format') !== 'raw')
     throw new UsageError('--device writes the image as it is: --format may not be given with it');
   checkDevice(device, imageSize);
@@ -67,4 +67,54 @@ export async function deviceSinkFromOptions(
   const assumeZeroed = opts.flag('assumeZeroed');
   const check = opts.flag('check');
   return (member) => new DeviceSink({ device, size: member.size, assumeZeroed, check, out: ctx.out });
+}
+
+/** `--hvm` and what goes with it (unbundle and convert). */
+export const hvmOptions: readonly OptionSpec[] = [
+  {
+    name: 'hvm',
+    long: 'hvm',
+    kind: 'flag',
+    help: "Turn a partitionless file-system image (a paravirtual AMI) into a bootable whole disk: partition table, GRUB 2 for BIOS from this host, the image's newest kernel by root UUID with a serial console, PV-only fstab entries commented out. Nothing from the image is run. Root only.",
+  },
+  {
+    name: 'partition',
+    long: 'partition',
+    kind: 'string',
+    metavar: 'TABLE',
+    choices: ['mbr', 'gpt'],
+    default: 'mbr',
+    help: 'With --hvm: the partition table (gpt adds a BIOS boot partition for GRUB).',
+  },
+  {
+    name: 'kernelFrom',
+    long: 'kernel-from',
+    kind: 'string',
+    metavar: 'DIRECTORY',
+    path: 'dir',
+    help: "With --hvm: copy vmlinuz-*/initrd.img-* from this directory into the image's /boot (for images that booted a kernel from an AKI).",
+  },
+];
+
+export interface HvmChoice {
+  readonly partition: HvmPartition;
+  readonly kernelFrom?: string;
+}
+
+/** `--hvm` with its partition table and kernel directory, checked (host tools, root); undefined without --hvm. */
+export function hvmFromOptions(opts: ParsedOptions): HvmChoice | undefined {
+  if (!opts.flag('hvm')) {
+    for (const [name, flag] of [
+      ['partition', '--partition'],
+      ['kernelFrom', '--kernel-from'],
+    ] as const)
+      if (opts.str(name) !== undefined) throw new UsageError(`${flag} needs --hvm`);
+    return undefined;
+  }
+  const kernelFrom = opts.str('kernelFrom');
+  checkHvmHost(kernelFrom);
+  return {
+    partition: (opts.str('partition') ?? 'mbr') as HvmPartition,
+    ...(kernelFrom ? { kernelFrom } : {}),
+  };
 }

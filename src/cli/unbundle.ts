@@ -22,7 +22,9 @@ import {
   signatureFlags,
   signatureLine,
 } from './restore-flags.js';
-import { deviceOptions, deviceSinkFromOptions } from './rescue-flags.js';
+import { deviceOptions, deviceSinkFromOptions, hvmFromOptions, hvmOptions } from './rescue-flags.js';
+import { DISK_FORMAT_SUFFIX } from '../disk/image-sink.js';
+import { makeHvmDisk } from '../hvm/hvm-disk.js';
 
 export const unbundleCommand: Command = {
   spec: {
@@ -49,6 +51,7 @@ export const unbundleCommand: Command = {
       }),
       diskFormatOption,
       ...deviceOptions,
+      ...hvmOptions,
       ec2KeyOption,
       signatureCertOption(),
       noSignatureCheckOption,
@@ -60,6 +63,7 @@ export const unbundleCommand: Command = {
       'amibundle unbundle -m image.manifest.xml -k pk.pem --cert cert.pem -d /var/tmp',
       'amibundle unbundle -m image.manifest.xml -k pk.pem -d /var/tmp --format vmdk',
       'amibundle unbundle --from s3://my-bucket/images/my-ami.manifest.xml -k pk.pem --device /dev/xvdf --assume-zeroed --check',
+      'sudo amibundle unbundle -m image.manifest.xml -k pk.pem -d /var/tmp --hvm --format vmdk',
     ],
     manual: `Restores the disk image of a bundle (written by amibundle or by ec2-ami-tools). First the
 manifest signature is verified, by default with the public half of -k (the bundler signs with
@@ -84,7 +88,16 @@ asks before writing unless --batch (without a terminal on stdin, --batch is requ
 is opened exclusively, holes are written as zeros unless --assume-zeroed (a new EBS volume reads
 zeros), and the run ends with an fsync; --check then re-reads the image from the device and
 compares its SHA-1 with that of what was written. The bytes reach the device as they are
-restored: a bundle that fails its digest check leaves the device partly written.`,
+restored: a bundle that fails its digest check leaves the device partly written.
+
+--hvm (root) turns a partitionless file-system image (an old paravirtual AMI, bundle-vol -P none)
+into a whole disk that boots on HVM and Nitro instances: an MBR (or --partition gpt, with a BIOS
+boot partition) whose partition 1 is the file system, GRUB 2 for BIOS installed from this host's
+grub-install, booting the newest /boot/vmlinuz-* with its initrd, root=UUID=… and a serial console
+(console=tty0 console=ttyS0), and /etc/fstab with the root by UUID and the PV instance's extra
+disks (/dev/sda2, /dev/sdb, /dev/xvdb…, /mnt) commented out. An image without a kernel booted
+one from an AKI: give one with --kernel-from DIR. Nothing from the image is executed. The image
+is restored and assembled in temporary files next to the output, which is written in --format.`,
   },
 
   async run(opts, ctx) {
@@ -94,6 +107,9 @@ restored: a bundle that fails its digest check leaves the device partly written.
     if (!manifestPath && !from)
       throw new UsageError('missing mandatory parameter: --manifest (or --from s3://…)');
     const { certFile, skipSignature } = signatureFlags(opts);
+    if (opts.flag('hvm') && opts.str('device') !== undefined)
+      throw new UsageError('--hvm and --device may not both be provided');
+    const hvm = hvmFromOptions(opts);
     let parsed: ParsedManifest;
     let source: PartSource;
     let close = (): void => undefined;
@@ -117,26 +133,56 @@ restored: a bundle that fails its digest check leaves the device partly written.
       throw err;
     });
     const destination = path.resolve(opts.str('destination')!);
+    // --hvm: the file system image is restored into a private directory, then made a disk.
+    const restoreInto = hvm
+      ? await fs.promises.mkdtemp(path.join(destination, '.amibundle-hvm-restore-'))
+      : destination;
     ctx.out.event({
       type: 'start',
       command: 'unbundle',
       manifest: manifestPath ?? from,
       name: parsed.manifest.image.name,
     });
-    const result = await restoreBundle({
-      manifest: parsed,
-      source,
-      privateKeyPem: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
-      useEc2Key: opts.flag('ec2Key'),
-      skipSignature,
-      ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
-      ...(imageSink ? { imageSink } : { destination }),
-      format: opts.str('format') as DiskFormat,
-      signal: ctx.signal,
-      out: ctx.out,
-    }).finally(close);
-    ctx.out.info(signatureLine(result.signature, certFile));
-    ctx.out.info(`Restored ${result.imagePath} (${result.size} bytes, digest ${result.digest})`);
+    const format = opts.str('format') as DiskFormat;
+    const removeRestoreDir = (): void => {
+      if (restoreInto !== destination) fs.rmSync(restoreInto, { recursive: true, force: true });
+    };
+    process.once('exit', removeRestoreDir);
+    let result: Awaited<ReturnType<typeof restoreBundle>>;
+    try {
+      result = await restoreBundle({
+        manifest: parsed,
+        source,
+        privateKeyPem: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
+        useEc2Key: opts.flag('ec2Key'),
+        skipSignature,
+        ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
+        ...(imageSink ? { imageSink } : { destination: restoreInto }),
+        format: hvm ? 'raw' : format,
+        signal: ctx.signal,
+        out: ctx.out,
+      }).finally(close);
+      ctx.out.info(signatureLine(result.signature, certFile));
+      ctx.out.info(`Restored ${result.imagePath} (${result.size} bytes, digest ${result.digest})`);
+      if (hvm) {
+        const disk = await makeHvmDisk({
+          image: result.imagePath!,
+          label: `the image ${parsed.manifest.image.name}`,
+          output: path.join(destination, parsed.manifest.image.name + DISK_FORMAT_SUFFIX[format]),
+          format,
+          ...hvm,
+          signal: ctx.signal,
+          out: ctx.out,
+        });
+        ctx.out.info(
+          `Bootable disk ${disk.path} (${disk.sizeBytes} bytes, ${format}, kernel ${disk.kernel}, root UUID ${disk.uuid})`,
+        );
+        result = { ...result, imagePath: disk.path };
+      }
+    } finally {
+      removeRestoreDir();
+      process.off('exit', removeRestoreDir);
+    }
     ctx.out.event({
       type: 'done',
       command: 'unbundle',

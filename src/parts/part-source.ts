@@ -9,4 +9,11 @@ export interface PartSource {
    * `into` (at least 10 MiB, reused by the caller) and return a view of it, or ignore it.
    */
   readPart(filename: string, index: number, into?: Buffer): Promise<Buffer>;
+  /**
+   * For a source that checks each part's SHA-1 itself before returning it: the digest it checked
+   * `filename` against. The reader then does not hash the part again (part-digest.ts decides).
+   */
+  checkedDigest?(filename: string): string | undefined;
+  /** Parts to request ahead of the one being decoded (read-ahead.ts: the one setting). */
+  readonly readAhead?: number;
 }

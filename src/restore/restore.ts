@@ -11,7 +11,9 @@ import { silentReporter } from '../events.js';
 import { AES_SLICE } from '../codec/aes-cbc.js';
 import { chunkReleaser, createDecompressor } from '../codec/compression.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
-import { createAsyncSha1, sha1Hex } from '../io/async-sha1.js';
+import { createAsyncSha1 } from '../io/async-sha1.js';
+import { partSha1, readerChecksPart } from '../parts/part-digest.js';
+import { partReadAhead } from '../parts/read-ahead.js';
 import { warnIfNoAddon } from '../io/native.js';
 import { aesMaterial, createUnwrapper } from '../crypto/key-wrap.js';
 import { loadCertificate, loadPrivateKey } from '../crypto/keys.js';
@@ -24,9 +26,6 @@ import type { DiskFormat, ImageSink } from '../disk/image-sink.js';
 import { sweepStaleTemps } from '../io/owned-temp.js';
 import type { PartSource } from '../parts/part-source.js';
 import type { RestoreOptions, RestoreResult, SignatureOutcome } from './restore-options.js';
-
-/** Parts read ahead of the decryptor: enough to keep it busy, few enough to bound memory. */
-const READ_AHEAD = 2;
 
 /**
  * Checks the manifest signature before anything in the manifest is used: with the certificate
@@ -80,8 +79,10 @@ function unwrapKeys(opts: RestoreOptions): { key: Buffer; iv: Buffer } {
 }
 
 /**
- * Reads parts in order with a bounded read-ahead, refusing any whose SHA-1 or total size is off.
- * Each yielded buffer is valid only until the next one is asked for: its memory is then reused.
+ * Reads parts in order with the source's read-ahead (parts/read-ahead.ts), refusing any whose
+ * SHA-1 or total size is off; a part the source already checked is not hashed again
+ * (parts/part-digest.ts). Each yielded buffer is valid only until the next one is asked for: its
+ * memory is then reused.
  */
 async function* verifiedParts(
   source: PartSource,
@@ -92,8 +93,9 @@ async function* verifiedParts(
   const pending: { read: Promise<Buffer>; into: Buffer }[] = [];
   const spare: Buffer[] = [];
   let next = 0;
+  const ahead = partReadAhead(source);
   const fill = (): void => {
-    while (pending.length < READ_AHEAD && next < parts.length) {
+    while (pending.length < ahead && next < parts.length) {
       const p = parts[next++]!;
       const into = spare.pop() ?? Buffer.allocUnsafeSlow(MAX_PART_BYTES);
       const read = source.readPart(p.filename, p.index, into);
@@ -106,12 +108,14 @@ async function* verifiedParts(
     fill();
     const { read, into } = pending.shift()!;
     const data = await read;
-    const sha1 = await sha1Hex(data);
-    if (sha1 !== part.digest)
-      throw new BundleError(
-        `part ${part.filename} is corrupt: SHA-1 ${sha1} does not match the manifest's ${part.digest}`,
-        'download or copy the part again',
-      );
+    if (readerChecksPart(source, part.filename, part.digest)) {
+      const sha1 = await partSha1(data);
+      if (sha1 !== part.digest)
+        throw new BundleError(
+          `part ${part.filename} is corrupt: SHA-1 ${sha1} does not match the manifest's ${part.digest}`,
+          'download or copy the part again',
+        );
+    }
     total += data.length;
     if (total > bundledSize)
       throw new BundleError(`the parts hold more than the manifest's bundled_size of ${bundledSize} bytes`);

@@ -1,17 +1,19 @@
 // Parts read straight from S3 for restore and verify: nothing is written to disk. Each part's
-// SHA-1 is checked as it arrives (a damaged one is fetched again); the next parts are fetched
-// ahead, at most `concurrency` at a time (and never more than MAX_S3_READ_AHEAD), so the network
-// and the decoder overlap while memory stays bounded: read-ahead × part size, each body capped at
-// min(64 MiB, the bundle's size) whether or not the server sends a length.
+// SHA-1 is checked as it arrives (a damaged one is fetched again), and checkedDigest() tells the
+// reader so, which then does not hash it again (parts/part-digest.ts). The reader requests the
+// next parts ahead, `readAhead` of them (parts/read-ahead.ts: --concurrency, at most
+// MAX_S3_READ_AHEAD), so the network and the decoder overlap while memory stays bounded:
+// read-ahead × part size, each body capped at min(64 MiB, the bundle's size) whether or not the
+// server sends a length.
 import type { PartSource } from '../parts/part-source.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
 import { DamagedDownload, type S3Bucket } from './bucket.js';
-import { sha1HexSync } from '../io/async-sha1.js';
+import { partSha1Sync } from '../parts/part-digest.js';
+import { MAX_S3_READ_AHEAD } from '../parts/read-ahead.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { s3Url } from './location.js';
 
-/** Parts fetched ahead at most, whatever --concurrency says: 8 × 10 MiB parts = 80 MiB. */
-export const MAX_S3_READ_AHEAD = 8;
+export { MAX_S3_READ_AHEAD };
 
 export class S3PartSource implements PartSource {
   readonly description: string;
@@ -55,7 +57,7 @@ export class S3PartSource implements PartSource {
     const digest = this.digests.get(filename);
     const body = this.bucket.get(key, this.maxPartBytes, (data) => {
       if (digest === undefined) return;
-      const got = sha1HexSync(data);
+      const got = partSha1Sync(data);
       if (got !== digest)
         throw new DamagedDownload(
           `part ${s3Url(this.bucket.name, key)} does not match the manifest: SHA-1 ${got}, the manifest says ${digest}`,
@@ -68,16 +70,20 @@ export class S3PartSource implements PartSource {
     return body;
   }
 
+  /** The digest each part was checked against as it arrived. */
+  checkedDigest(filename: string): string | undefined {
+    return this.digests.get(filename);
+  }
+
   /** Starts fetching the first parts of a list (up to the read-ahead), in order. */
   prefetch(filenames: readonly string[]): void {
     for (const f of filenames.slice(0, this.readAhead)) void this.fetch(f);
   }
 
+  /** The part (checked); the reader asks for the next ones ahead itself (parts/read-ahead.ts). */
   readPart(filename: string, _index: number): Promise<Buffer> {
     const body = this.fetch(filename);
     this.pending.delete(filename);
-    const at = this.position.get(filename);
-    if (at !== undefined) this.prefetch(this.order.slice(at + 1, at + 1 + this.readAhead));
     return body;
   }
 

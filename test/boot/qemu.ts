@@ -11,6 +11,8 @@ export interface BootOptions {
   readonly image: string;
   /** How the disk is attached: NVMe as on Nitro instances, or virtio-blk. */
   readonly bus: DiskBus;
+  /** The image's format as qemu names it (default raw). */
+  readonly format?: 'raw' | 'qcow2';
   readonly marker: string;
   readonly nonce: string;
   /** Hard limit for the whole boot. */
@@ -84,11 +86,11 @@ export function qemuArgs(o: BootOptions): string[] {
     o.bus === 'nvme'
       ? [
           '-drive',
-          `file=${o.image},if=none,id=disk0,format=raw,cache=unsafe`,
+          `file=${o.image},if=none,id=disk0,format=${o.format ?? 'raw'},cache=unsafe`,
           '-device',
           'nvme,drive=disk0,serial=amibundle0',
         ]
-      : ['-drive', `file=${o.image},if=virtio,format=raw,cache=unsafe`];
+      : ['-drive', `file=${o.image},if=virtio,format=${o.format ?? 'raw'},cache=unsafe`];
   return [
     '-accel',
     'tcg',

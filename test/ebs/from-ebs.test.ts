@@ -199,7 +199,13 @@ describe('amibundle from-ebs', () => {
     expect(r.code, r.stderr).toBe(0);
     expectImage(out, 1, blocks);
     const done = doneEvent(r);
-    expect(done).toMatchObject({ snapshot: id, image: out, blocks: 5, dataBytes: 5 * BLOCK_SIZE, size: GIB });
+    expect(done).toMatchObject({
+      snapshotId: id,
+      image: out,
+      blocks: 5,
+      dataBytes: 5 * BLOCK_SIZE,
+      size: GIB,
+    });
     // One GET per listed block, nothing for the holes.
     expect(done.getRequests).toBe(5);
     expect(leftovers(tmp.dir)).toEqual([]);
