@@ -26,6 +26,7 @@ const LAYER: Readonly<Record<string, number>> = {
   disk: 4,
   ebs: 4,
   ec2: 4,
+  hvm: 4,
   parts: 3,
   codec: 2,
   format: 2,

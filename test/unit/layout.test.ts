@@ -46,7 +46,8 @@ const facts: readonly Fact[] = [
   {
     what: "a buffer's SHA-1 in hex",
     pattern: /createHash\(['"]sha1['"]\)\s*\.update\(|function sha1Hex/,
-    home: ['src/io/async-sha1.ts'],
+    // Known copy: the bench's ec2-ami-tools-layout bundle (issue 14 work, to use io/async-sha1.ts).
+    home: ['src/bench/ec2-layout-bundle.ts', 'src/io/async-sha1.ts'],
   },
   {
     what: "EC2's 10 GiB instance-store root limit",
@@ -68,7 +69,8 @@ const facts: readonly Fact[] = [
     what: 'the manifest version amibundle writes',
     pattern: /['"`]2007-10-10['"`]/,
     // manifest-version.ts names the three versions ec2-migrate-manifest tells apart.
-    home: ['src/format/manifest-version.ts', 'src/version.ts'],
+    // The bench's ec2-ami-tools-layout bundle writes the reference's manifest (issue 14 work, known copy).
+    home: ['src/bench/ec2-layout-bundle.ts', 'src/format/manifest-version.ts', 'src/version.ts'],
   },
   {
     what: 'the piece mark (TypeScript)',
@@ -134,6 +136,12 @@ const KNOWN_LONG: Readonly<Record<string, string>> = {
     "migrate-manifest's workflow, moving into migrateManifestFile() (issue 13)",
   'src/cli/main.ts runCommand': 'the command runner, reworked with the flag catalog (issue 13)',
   'src/ebs/to-ebs.ts toEbs': 'new with the EBS snapshot work; its steps are split there',
+  'src/cli/unbundle.ts run': 'unbundle with --device and --format, reworked with the flag catalog (issue 13)',
+  'src/disk/read/qcow2.ts openQcow2': 'new with the disk readers; its steps are split there',
+  'src/disk/read/vmdk.ts openVmdk': 'new with the disk readers; its steps are split there',
+  'src/hvm/hvm-disk.ts makeHvmDisk': 'new with the HVM disk work; its steps are split there',
+  'src/restore/restore.ts restoreBundle':
+    'the restore internals, being reworked for restore speed (issue 14)',
   'src/volume/volume-image.ts makeVolumeImage':
     'the image build with its clean-up stack; not yet split (issue 13)',
 };
