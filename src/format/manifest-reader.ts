@@ -4,7 +4,7 @@
 // very bytes the signature covers, so what is verified is what is used.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { BundleError, describeError } from '../errors.js';
-import type { DeviceMapping, Manifest, ManifestPart } from './manifest.js';
+import type { DeviceMapping, Manifest, ManifestImage, ManifestPart } from './manifest.js';
 import { signedLayout, type ElementRange } from './manifest-layout.js';
 import { isPartName, manifestBase } from './part-name.js';
 import { CONTROL_CHARACTERS } from '../printable.js';
@@ -179,11 +179,10 @@ function checkStrings(value: unknown, where: string): void {
 }
 
 /**
- * @param fileName the manifest's file or object name, when known: NAME.manifest.xml lets parts
- *   be named NAME.part.N as well as after the manifest's `<name>`.
+ * The whole document's checks, before any value is read: size, UTF-8, no DTD or entities, XML at
+ * all, no raw control characters, well-formed. Returns the text.
  */
-export function parseManifest(input: Buffer | string, fileName?: string): ParsedManifest {
-  const raw = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
+function checkDocument(raw: Buffer): string {
   if (raw.length > MAX_MANIFEST_BYTES)
     throw new BundleError(`manifest is ${raw.length} bytes; no real manifest is over ${MAX_MANIFEST_BYTES}`);
   const doc = raw.toString('utf8');
@@ -202,17 +201,97 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
   const valid = XMLValidator.validate(doc);
   if (valid !== true)
     throw new BundleError(`manifest is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  const wellFormed = (text: string): unknown => {
-    try {
-      return manifestRoot(text);
-    } catch (err) {
-      // The validator passes some documents the parser then refuses (a processing instruction
-      // with mismatched quotes): still malformed XML, and said so.
-      throw new BundleError(`manifest is not well-formed XML: ${describeError(err)}`);
-    }
-  };
-  // The whole document must parse, not only the slices used below.
+  // The whole document must parse, not only the slices read later.
   wellFormed(doc);
+  return doc;
+}
+
+/** The parsed root of `text`, or the error a malformed manifest gets. */
+function wellFormed(text: string): unknown {
+  try {
+    return manifestRoot(text);
+  } catch (err) {
+    // The validator passes some documents the parser then refuses (a processing instruction
+    // with mismatched quotes): still malformed XML, and said so.
+    throw new BundleError(`manifest is not well-formed XML: ${describeError(err)}`);
+  }
+}
+
+function bundlerOf(bundlerNode: unknown): Pick<Manifest, 'bundler'> {
+  if (bundlerNode === undefined) return {};
+  return {
+    bundler: {
+      name: optionalText(child(bundlerNode, 'name')) ?? '',
+      version: optionalText(child(bundlerNode, 'version')) ?? '',
+      release: optionalText(child(bundlerNode, 'release')) ?? '',
+    },
+  };
+}
+
+function machineConfigurationOf(mcNode: unknown): Pick<Manifest, 'machineConfiguration'> {
+  if (mcNode === undefined) return {};
+  const mappings = list(child(child(mcNode, 'block_device_mapping'), 'mapping')).map((m): DeviceMapping => ({
+    virtual: required(child(m, 'virtual'), 'block_device_mapping/mapping/virtual'),
+    device: required(child(m, 'device'), 'block_device_mapping/mapping/device'),
+  }));
+  const productCodes = list(child(child(mcNode, 'product_codes'), 'product_code'))
+    .map(optionalText)
+    .filter((c): c is string => c !== undefined);
+  return {
+    machineConfiguration: {
+      architecture: optionalText(child(mcNode, 'architecture')),
+      ...(mappings.length ? { blockDeviceMapping: mappings } : {}),
+      kernelId: optionalText(child(mcNode, 'kernel_id')),
+      ramdiskId: optionalText(child(mcNode, 'ramdisk_id')),
+      ...(productCodes.length ? { productCodes } : {}),
+    },
+  };
+}
+
+/** `<image>`: its values, the digest and algorithms checked. */
+function imageOf(image: unknown): ManifestImage {
+  const digestNode = child(image, 'digest');
+  const keyNode = child(image, 'user_encrypted_key');
+  const compression = optionalText(child(image, 'compression'));
+  if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd')
+    throw new BundleError(`manifest names compression '${compression}', which amibundle does not know`);
+  const ancestry = list(child(child(image, 'ancestry'), 'ancestor_ami_id'))
+    .map(optionalText)
+    .filter((c): c is string => c !== undefined);
+  const result: ManifestImage = {
+    name: checkImageName(required(child(image, 'name'), 'image/name')),
+    user: optionalText(child(image, 'user')) ?? '',
+    type: optionalText(child(image, 'type')) ?? 'machine',
+    kernelName: optionalText(child(image, 'kernel_name')),
+    ...(ancestry.length ? { ancestry } : {}),
+    digest: hex(digestNode, 'image/digest'),
+    digestAlgorithm: attr(digestNode, 'algorithm') ?? 'SHA1',
+    size: decimal(child(image, 'size'), 'image/size'),
+    bundledSize: decimal(child(image, 'bundled_size'), 'image/bundled_size'),
+    ec2EncryptedKey: optionalText(child(image, 'ec2_encrypted_key')) ?? '',
+    userEncryptedKey: optionalText(keyNode) ?? '',
+    ec2EncryptedIv: optionalText(child(image, 'ec2_encrypted_iv')) ?? '',
+    userEncryptedIv: optionalText(child(image, 'user_encrypted_iv')) ?? '',
+    keyAlgorithm: attr(keyNode, 'algorithm') ?? 'AES-128-CBC',
+    ...(compression ? { compression } : {}),
+    parts: parseParts(child(image, 'parts')),
+  };
+  if (!/^[0-9a-f]{40}$/.test(result.digest))
+    throw new BundleError('invalid manifest: image/digest is not a SHA-1 (40 hex digits)');
+  if (result.digestAlgorithm.toUpperCase() !== 'SHA1')
+    throw new BundleError(`manifest digest algorithm '${result.digestAlgorithm}' is not SHA1`);
+  if (result.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')
+    throw new BundleError(`manifest key algorithm '${result.keyAlgorithm}' is not AES-128-CBC`);
+  return result;
+}
+
+/**
+ * @param fileName the manifest's file or object name, when known: NAME.manifest.xml lets parts
+ *   be named NAME.part.N as well as after the manifest's `<name>`.
+ */
+export function parseManifest(input: Buffer | string, fileName?: string): ParsedManifest {
+  const raw = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
+  checkDocument(raw);
   const layout = signedLayout(raw);
   // Each root child is parsed from its own bytes: the image and machine configuration from
   // exactly the ranges the signature covers.
@@ -224,71 +303,15 @@ export function parseManifest(input: Buffer | string, fileName?: string): Parsed
   if (image === undefined || image === null || typeof image !== 'object')
     throw new BundleError('invalid manifest: <image> is empty');
   const version = optionalText(node(only('version'))) ?? '';
-  const mcNode = node(layout.machineConfiguration);
-  const bundlerNode = node(only('bundler'));
-  const digestNode = child(image, 'digest');
-  const keyNode = child(image, 'user_encrypted_key');
-  const compression = optionalText(child(image, 'compression'));
-  if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd')
-    throw new BundleError(`manifest names compression '${compression}', which amibundle does not know`);
-  const mappings = list(child(child(mcNode, 'block_device_mapping'), 'mapping')).map((m): DeviceMapping => ({
-    virtual: required(child(m, 'virtual'), 'block_device_mapping/mapping/virtual'),
-    device: required(child(m, 'device'), 'block_device_mapping/mapping/device'),
-  }));
-  const productCodes = list(child(child(mcNode, 'product_codes'), 'product_code'))
-    .map(optionalText)
-    .filter((c): c is string => c !== undefined);
-  const ancestry = list(child(child(image, 'ancestry'), 'ancestor_ami_id'))
-    .map(optionalText)
-    .filter((c): c is string => c !== undefined);
+  const bundler = bundlerOf(node(only('bundler')));
+  const machineConfiguration = machineConfigurationOf(node(layout.machineConfiguration));
   const manifest: Manifest = {
     version,
-    ...(bundlerNode !== undefined
-      ? {
-          bundler: {
-            name: optionalText(child(bundlerNode, 'name')) ?? '',
-            version: optionalText(child(bundlerNode, 'version')) ?? '',
-            release: optionalText(child(bundlerNode, 'release')) ?? '',
-          },
-        }
-      : {}),
-    ...(mcNode !== undefined
-      ? {
-          machineConfiguration: {
-            architecture: optionalText(child(mcNode, 'architecture')),
-            ...(mappings.length ? { blockDeviceMapping: mappings } : {}),
-            kernelId: optionalText(child(mcNode, 'kernel_id')),
-            ramdiskId: optionalText(child(mcNode, 'ramdisk_id')),
-            ...(productCodes.length ? { productCodes } : {}),
-          },
-        }
-      : {}),
-    image: {
-      name: checkImageName(required(child(image, 'name'), 'image/name')),
-      user: optionalText(child(image, 'user')) ?? '',
-      type: optionalText(child(image, 'type')) ?? 'machine',
-      kernelName: optionalText(child(image, 'kernel_name')),
-      ...(ancestry.length ? { ancestry } : {}),
-      digest: hex(digestNode, 'image/digest'),
-      digestAlgorithm: attr(digestNode, 'algorithm') ?? 'SHA1',
-      size: decimal(child(image, 'size'), 'image/size'),
-      bundledSize: decimal(child(image, 'bundled_size'), 'image/bundled_size'),
-      ec2EncryptedKey: optionalText(child(image, 'ec2_encrypted_key')) ?? '',
-      userEncryptedKey: optionalText(keyNode) ?? '',
-      ec2EncryptedIv: optionalText(child(image, 'ec2_encrypted_iv')) ?? '',
-      userEncryptedIv: optionalText(child(image, 'user_encrypted_iv')) ?? '',
-      keyAlgorithm: attr(keyNode, 'algorithm') ?? 'AES-128-CBC',
-      ...(compression ? { compression } : {}),
-      parts: parseParts(child(image, 'parts')),
-    },
+    ...bundler,
+    ...machineConfiguration,
+    image: imageOf(image),
     signature: optionalText(node(only('signature'))),
   };
-  if (!/^[0-9a-f]{40}$/.test(manifest.image.digest))
-    throw new BundleError('invalid manifest: image/digest is not a SHA-1 (40 hex digits)');
-  if (manifest.image.digestAlgorithm.toUpperCase() !== 'SHA1')
-    throw new BundleError(`manifest digest algorithm '${manifest.image.digestAlgorithm}' is not SHA1`);
-  if (manifest.image.keyAlgorithm.toUpperCase() !== 'AES-128-CBC')
-    throw new BundleError(`manifest key algorithm '${manifest.image.keyAlgorithm}' is not AES-128-CBC`);
   checkStrings(manifest, '');
   checkPartNames(manifest.image.parts, manifest.image.name, fileName);
   return { manifest, raw, signedData: layout.signedData };

@@ -1,7 +1,7 @@
-// Runs the system tools bundle-vol needs (rsync, mkfs, losetup, mount, grub-install …) without a
-// shell: arguments are passed as they are, output is captured, and an abort kills the tool's
-// whole process group. A failure becomes one line naming the tool and its last complaint.
-import { spawn, spawnSync } from 'node:child_process';
+// Runs the system tools bundle-vol and doctor need (rsync, mkfs, losetup, mount, grub-install …)
+// without a shell: arguments are passed as they are, output is captured, and an abort kills the
+// tool's whole process group. A failure becomes one line naming the tool and its last complaint.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { AmiError, ExitCode } from '../errors.js';
 import type { Reporter } from '../events.js';
 
@@ -105,6 +105,81 @@ class LineSplitter {
   }
 }
 
+/** The tail of a growing output: errors are at the end, and memory stays bounded. */
+function keepTail(acc: string, chunk: string): string {
+  const next = acc + chunk;
+  return next.length > KEEP_BYTES ? next.slice(next.length - KEEP_BYTES) : next;
+}
+
+/**
+ * Captures a tool's output as it arrives: the tail of each stream for the result and the failure
+ * message, every line to --debug and to the caller's line callbacks. `end()` flushes the last
+ * unterminated lines once the tool has exited.
+ */
+function captureOutput(
+  child: ChildProcessWithoutNullStreams,
+  cmd: string,
+  opts: RunToolOptions,
+): { readonly output: { stdout: string; stderr: string }; end(): void } {
+  const output = { stdout: '', stderr: '' };
+  const outLines = new LineSplitter((l) => {
+    opts.out?.debug(`${cmd}: ${l}`);
+    opts.onStdoutLine?.(l);
+  });
+  const errLines = new LineSplitter((l) => {
+    opts.out?.debug(`${cmd}: ${l}`);
+    opts.onStderrLine?.(l);
+  });
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (c: string) => {
+    output.stdout = keepTail(output.stdout, c);
+    outLines.push(c);
+  });
+  child.stderr.on('data', (c: string) => {
+    output.stderr = keepTail(output.stderr, c);
+    errLines.push(c);
+  });
+  return {
+    output,
+    end() {
+      outLines.end();
+      errLines.end();
+    },
+  };
+}
+
+/**
+ * On abort, SIGTERM to the tool's whole process group, then SIGKILL after 5 s. Returns the
+ * function that stops listening (and cancels a pending SIGKILL) once the tool is gone.
+ */
+function killGroupOnAbort(
+  child: ChildProcessWithoutNullStreams,
+  signal: AbortSignal | undefined,
+): () => void {
+  let killTimer: NodeJS.Timeout | undefined;
+  const onAbort = (): void => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+    killTimer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }, 5000);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return () => {
+    signal?.removeEventListener('abort', onAbort);
+    if (killTimer) clearTimeout(killTimer);
+  };
+}
+
 /**
  * Runs `cmd args` and resolves with its output, or rejects with an AmiError for a failing exit
  * code. An abort sends SIGTERM (then SIGKILL after 5 s) to the tool's process group and rejects
@@ -115,8 +190,7 @@ export function runTool(
   args: readonly string[],
   opts: RunToolOptions = {},
 ): Promise<ToolResult> {
-  const out = opts.out;
-  out?.debug(`run: ${commandLine(cmd, args)}`);
+  opts.out?.debug(`run: ${commandLine(cmd, args)}`);
   if (opts.signal?.aborted) return Promise.reject(opts.signal.reason as Error);
   return new Promise<ToolResult>((resolve, reject) => {
     // Own process group: a terminal Ctrl-C reaches us, not the tool, so clean-up stays orderly.
@@ -126,55 +200,15 @@ export function runTool(
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
-    let stdout = '';
-    let stderr = '';
-    const keep = (acc: string, chunk: string): string => {
-      const next = acc + chunk;
-      return next.length > KEEP_BYTES ? next.slice(next.length - KEEP_BYTES) : next;
-    };
-    const outLines = new LineSplitter((l) => {
-      out?.debug(`${cmd}: ${l}`);
-      opts.onStdoutLine?.(l);
-    });
-    const errLines = new LineSplitter((l) => {
-      out?.debug(`${cmd}: ${l}`);
-      opts.onStderrLine?.(l);
-    });
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (c: string) => {
-      stdout = keep(stdout, c);
-      outLines.push(c);
-    });
-    child.stderr.on('data', (c: string) => {
-      stderr = keep(stderr, c);
-      errLines.push(c);
-    });
+    const captured = captureOutput(child, cmd, opts);
     child.stdin.on('error', () => {
       /* the tool may exit without reading its input; its exit code tells what happened */
     });
     child.stdin.end(opts.input ?? '');
-
-    let killTimer: NodeJS.Timeout | undefined;
-    const onAbort = (): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-      killTimer = setTimeout(() => {
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }, 5000);
-    };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = killGroupOnAbort(child, opts.signal);
 
     child.on('error', (err: NodeJS.ErrnoException) => {
-      opts.signal?.removeEventListener('abort', onAbort);
+      stopListening();
       if (err.code === 'ENOENT') reject(notInstalled(cmd));
       else
         reject(
@@ -182,14 +216,13 @@ export function runTool(
         );
     });
     child.on('close', (code, sig) => {
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (killTimer) clearTimeout(killTimer);
-      outLines.end();
-      errLines.end();
+      stopListening();
+      captured.end();
       if (opts.signal?.aborted) {
         reject(opts.signal.reason as Error);
         return;
       }
+      const { stdout, stderr } = captured.output;
       const exit = code ?? 128;
       if (exit === 0 || opts.okCodes?.includes(exit)) {
         resolve({ code: exit, stdout, stderr });

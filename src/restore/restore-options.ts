@@ -1,5 +1,5 @@
-// What restoreBundle() and verifyBundle() need: a parsed manifest, where its parts are, and the
-// key that unwraps the AES key and IV.
+// What restoreBundle() needs: a parsed manifest, where its parts are, and the key that unwraps the
+// AES key and IV. verifyParts() (restore.ts) takes the part of it that needs no key.
 import type { Reporter } from '../events.js';
 import type { DiskFormat, ImageSink } from '../disk/image-sink.js';
 import type { TarMember } from '../format/tar-reader.js';

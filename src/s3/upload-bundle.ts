@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Reporter } from '../events.js';
 import { BundleError, MissingFileError } from '../errors.js';
 import type { ManifestPart } from '../format/manifest.js';
-import { md5Base64, md5Base64ToHex } from './bucket.js';
+import { md5Base64, md5Base64ToHex, type ListedObject, type S3Bucket } from './bucket.js';
 import { sha1HexSync } from '../io/async-sha1.js';
 import { readManifestFile } from '../format/manifest-file.js';
 import { kindOf, notRegular, readRegular } from '../io/safe-open.js';
@@ -73,6 +73,92 @@ function statParts(parts: readonly ManifestPart[], dir: string): LocalPart[] {
   return found;
 }
 
+/** What uploading the parts did, part by part. */
+interface PartsOutcome {
+  readonly uploaded: string[];
+  readonly skipped: string[];
+  bytesSent: number;
+}
+
+/**
+ * Every part in parallel (at most --concurrency at once): skipped below --part or when S3 holds
+ * it already with the same MD5, else checked against the manifest's SHA-1 and stored.
+ */
+async function uploadParts(
+  bucket: S3Bucket,
+  parts: readonly LocalPart[],
+  stored: ReadonlyMap<string, ListedObject>,
+  opts: UploadBundleOptions,
+): Promise<PartsOutcome> {
+  const { out, target } = opts;
+  const outcome: PartsOutcome = { uploaded: [], skipped: [], bytesSent: 0 };
+  const totalBytes = parts.reduce((n, p) => n + p.size, 0);
+  let bytesDone = 0;
+  const progress = (): void =>
+    out.progress({
+      phase: `upload (${outcome.uploaded.length + outcome.skipped.length}/${parts.length} parts)`,
+      done: bytesDone,
+      total: totalBytes,
+      unit: 'bytes',
+    });
+
+  await forEachLimited(
+    parts,
+    opts.connection.concurrency,
+    async ({ part, file, size }) => {
+      const key = target.prefix + part.filename;
+      if (opts.fromPart !== undefined && part.index < opts.fromPart) {
+        out.info(`Skipping ${part.filename}`);
+        outcome.skipped.push(part.filename);
+        bytesDone += size;
+        return;
+      }
+      const data = await readRegular(file, 'part file', MAX_PART_BYTES);
+      const sha1 = sha1HexSync(data);
+      if (sha1 !== part.digest)
+        throw new BundleError(
+          `part file ${file} does not match the manifest (SHA-1 ${sha1}, manifest says ${part.digest}); nothing damaged was uploaded`,
+          'the bundle is damaged: bundle the image again',
+        );
+      const md5 = md5Base64(data);
+      const there = stored.get(key);
+      if (there && there.etag === md5Base64ToHex(md5) && there.size === data.length) {
+        out.info(`Skipping ${part.filename} (already in S3 with the same MD5)`);
+        outcome.skipped.push(part.filename);
+      } else {
+        await bucket.put(key, data, md5, opts.acl);
+        out.info(`Uploaded ${part.filename}`);
+        outcome.uploaded.push(part.filename);
+        outcome.bytesSent += data.length;
+      }
+      bytesDone += size;
+      progress();
+    },
+    opts.signal,
+  );
+  out.endProgress();
+  return outcome;
+}
+
+/** The manifest, last: its key, or undefined when --skipmanifest said not to. */
+async function uploadManifest(
+  bucket: S3Bucket,
+  raw: Buffer,
+  opts: UploadBundleOptions,
+): Promise<string | undefined> {
+  const { out, target } = opts;
+  if (opts.skipManifest) {
+    out.info('Skipping manifest.');
+    return undefined;
+  }
+  out.info('Uploading manifest ...');
+  const manifestKey = target.prefix + path.basename(opts.manifestPath);
+  await bucket.put(manifestKey, raw, md5Base64(raw), opts.acl);
+  out.info('Uploaded manifest.');
+  out.info(`Manifest uploaded to: ${target.bucket}/${manifestKey}`);
+  return manifestKey;
+}
+
 export async function uploadBundle(opts: UploadBundleOptions): Promise<UploadBundleResult> {
   const started = Date.now();
   const { out, target } = opts;
@@ -80,7 +166,6 @@ export async function uploadBundle(opts: UploadBundleOptions): Promise<UploadBun
   const dir = opts.partsDir ?? path.dirname(opts.manifestPath);
   // Every part must be there before the first byte is sent: no half-uploaded bundles.
   const parts = statParts(orderedParts(parsed), dir);
-  const totalBytes = parts.reduce((n, p) => n + p.size, 0);
 
   const bucket = await openBucket(opts.connection, target.bucket, {
     create: true,
@@ -92,64 +177,8 @@ export async function uploadBundle(opts: UploadBundleOptions): Promise<UploadBun
     out.info(`Uploading bundled image parts to the S3 bucket ${target.bucket} ...`);
     const listPrefix = target.prefix + commonPrefix(parts.map((p) => p.part.filename));
     const stored = new Map((await bucket.listAll(listPrefix)).map((o) => [o.key, o]));
-
-    const uploaded: string[] = [];
-    const skipped: string[] = [];
-    let bytesDone = 0;
-    let bytesSent = 0;
-    const progress = (): void =>
-      out.progress({
-        phase: `upload (${uploaded.length + skipped.length}/${parts.length} parts)`,
-        done: bytesDone,
-        total: totalBytes,
-        unit: 'bytes',
-      });
-
-    await forEachLimited(
-      parts,
-      opts.connection.concurrency,
-      async ({ part, file, size }) => {
-        const key = target.prefix + part.filename;
-        if (opts.fromPart !== undefined && part.index < opts.fromPart) {
-          out.info(`Skipping ${part.filename}`);
-          skipped.push(part.filename);
-          bytesDone += size;
-          return;
-        }
-        const data = await readRegular(file, 'part file', MAX_PART_BYTES);
-        const sha1 = sha1HexSync(data);
-        if (sha1 !== part.digest)
-          throw new BundleError(
-            `part file ${file} does not match the manifest (SHA-1 ${sha1}, manifest says ${part.digest}); nothing damaged was uploaded`,
-            'the bundle is damaged: bundle the image again',
-          );
-        const md5 = md5Base64(data);
-        const there = stored.get(key);
-        if (there && there.etag === md5Base64ToHex(md5) && there.size === data.length) {
-          out.info(`Skipping ${part.filename} (already in S3 with the same MD5)`);
-          skipped.push(part.filename);
-        } else {
-          await bucket.put(key, data, md5, opts.acl);
-          out.info(`Uploaded ${part.filename}`);
-          uploaded.push(part.filename);
-          bytesSent += data.length;
-        }
-        bytesDone += size;
-        progress();
-      },
-      opts.signal,
-    );
-    out.endProgress();
-
-    let manifestKey: string | undefined;
-    if (opts.skipManifest) out.info('Skipping manifest.');
-    else {
-      out.info('Uploading manifest ...');
-      manifestKey = target.prefix + path.basename(opts.manifestPath);
-      await bucket.put(manifestKey, parsed.raw, md5Base64(parsed.raw), opts.acl);
-      out.info('Uploaded manifest.');
-      out.info(`Manifest uploaded to: ${target.bucket}/${manifestKey}`);
-    }
+    const { uploaded, skipped, bytesSent } = await uploadParts(bucket, parts, stored, opts);
+    const manifestKey = await uploadManifest(bucket, parsed.raw, opts);
     out.info('Bundle upload completed.');
     const seconds = (Date.now() - started) / 1000;
     out.event({

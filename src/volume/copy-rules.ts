@@ -177,88 +177,111 @@ export function secretPaths(files: readonly string[]): string[] {
   return [...new Set(all)];
 }
 
-export function planCopy(input: CopyPlanInput): CopyPlan {
-  const { volume } = input;
-  const rules: CopyRule[] = [];
-  const excluded: string[] = [];
-  const pruned: PrunedPath[] = [];
-  const notes: string[] = [];
-  const merged: MountEntry[] = [];
-  const add = (action: '+' | '-', pattern: string, reason: RuleReason): void => {
-    if (!rules.some((r) => r.pattern === pattern && r.action === action))
-      rules.push({ action, pattern, reason });
-  };
-  const excludeLiteral = (p: string, reason: RuleReason, contentsOnly: boolean): void => {
-    add('-', literalPattern(p, contentsOnly ? '/*' : ''), reason);
-    pruned.push({ path: p, contentsOnly });
-    excluded.push(contentsOnly ? `${p}/*` : p);
-  };
+/** The plan as it is built: rules in order, and what each exclusion prunes from the estimate. */
+class PlanBuilder {
+  readonly rules: CopyRule[] = [];
+  readonly excluded: string[] = [];
+  readonly pruned: PrunedPath[] = [];
+  readonly notes: string[] = [];
+  readonly merged: MountEntry[] = [];
 
-  for (const p of insideVolume(volume, secretPaths(input.secretFiles))) {
-    add('-', literalPattern(p), 'key');
-    pruned.push({ path: p, contentsOnly: false });
+  add(action: '+' | '-', pattern: string, reason: RuleReason): void {
+    if (!this.rules.some((r) => r.pattern === pattern && r.action === action))
+      this.rules.push({ action, pattern, reason });
   }
 
-  for (const entry of input.includes) add('+', userPattern(volume, entry).pattern, 'include');
+  excludeLiteral(p: string, reason: RuleReason, contentsOnly: boolean): void {
+    this.add('-', literalPattern(p, contentsOnly ? '/*' : ''), reason);
+    this.pruned.push({ path: p, contentsOnly });
+    this.excluded.push(contentsOnly ? `${p}/*` : p);
+  }
 
-  for (const dir of systemDirs) excludeLiteral(dir, 'system', true);
-  excludeLiteral('/lost+found', 'system', false);
+  alreadyOut(p: string): boolean {
+    return this.pruned.some((q) => (q.contentsOnly ? p.startsWith(`${q.path}/`) : isWithin(p, q.path)));
+  }
+}
 
-  // Mounts below the volume: local file systems are merged into the image (rsync descends into
-  // them); the rest (proc, network, overlay, squashfs, tmpfs …) are left out unless --all.
+/**
+ * Mounts below the volume: local file systems are merged into the image (rsync descends into
+ * them); the rest (proc, network, overlay, squashfs, tmpfs …) are left out unless --all.
+ */
+function planMountsBelow(plan: PlanBuilder, input: CopyPlanInput): void {
+  const { volume } = input;
   const seenDevices = new Set<string>(input.volumeDevNumber ? [input.volumeDevNumber] : []);
   for (const m of input.mountsBelow) {
     const where = volumePath(volume, m.mountPoint);
-    if (pruned.some((p) => isWithin(where, p.path))) continue;
+    if (plan.pruned.some((p) => isWithin(where, p.path))) continue;
     if (input.all) {
-      merged.push(m);
+      plan.merged.push(m);
       continue;
     }
     if (!localFsTypes.has(m.fsType)) {
-      excludeLiteral(where, 'mount', true);
-      notes.push(
+      plan.excludeLiteral(where, 'mount', true);
+      plan.notes.push(
         `${where} (${m.fsType}) is not a local file system: its files are not copied (-a copies them)`,
       );
       continue;
     }
     if (m.root !== '/' || (m.devNumber && !m.devNumber.startsWith('0:') && seenDevices.has(m.devNumber))) {
-      excludeLiteral(where, 'mount', true);
-      notes.push(`${where} is a bind mount of files copied elsewhere: its files are not copied twice`);
+      plan.excludeLiteral(where, 'mount', true);
+      plan.notes.push(`${where} is a bind mount of files copied elsewhere: its files are not copied twice`);
       continue;
     }
     seenDevices.add(m.devNumber);
-    merged.push(m);
-    excludeLiteral(`${where === '/' ? '' : where}/lost+found`, 'system', false);
-    notes.push(
+    plan.merged.push(m);
+    plan.excludeLiteral(`${where === '/' ? '' : where}/lost+found`, 'system', false);
+    plan.notes.push(
       `${where} (${m.fsType}, ${m.source}) is a separate file system: its files go into the image's root file system`,
     );
   }
+}
 
-  const alreadyOut = (p: string): boolean =>
-    pruned.some((q) => (q.contentsOnly ? p.startsWith(`${q.path}/`) : isWithin(p, q.path)));
-  for (const p of insideVolume(volume, input.imageFiles)) excludeLiteral(p, 'image', false);
+/** The image being made, the destination's contents, work directories and swap files. */
+function planOwnFiles(plan: PlanBuilder, input: CopyPlanInput): void {
+  const { volume } = input;
+  for (const p of insideVolume(volume, input.imageFiles)) plan.excludeLiteral(p, 'image', false);
   // The destination's contents (earlier bundles, parts), not the directory: `-d /tmp` or
   // `-d /mnt` must still leave the image a /tmp and a /mnt.
   const dest = path.resolve(input.destination);
-  if (isWithin(dest, volume) && dest !== volume && !alreadyOut(`${volumePath(volume, dest)}/x`))
-    excludeLiteral(volumePath(volume, dest), 'image', true);
-  for (const p of insideVolume(volume, input.workDirs)) if (!alreadyOut(p)) excludeLiteral(p, 'image', false);
-  for (const p of insideVolume(volume, input.swapFiles)) if (!alreadyOut(p)) excludeLiteral(p, 'swap', false);
+  if (isWithin(dest, volume) && dest !== volume && !plan.alreadyOut(`${volumePath(volume, dest)}/x`))
+    plan.excludeLiteral(volumePath(volume, dest), 'image', true);
+  for (const p of insideVolume(volume, input.workDirs))
+    if (!plan.alreadyOut(p)) plan.excludeLiteral(p, 'image', false);
+  for (const p of insideVolume(volume, input.swapFiles))
+    if (!plan.alreadyOut(p)) plan.excludeLiteral(p, 'swap', false);
+}
 
+/** The user's --exclude entries, with a note for a literal path that matches nothing. */
+function planUserExcludes(plan: PlanBuilder, input: CopyPlanInput): void {
   for (const entry of input.excludes) {
-    const { pattern, literal } = userPattern(volume, entry);
-    add('-', pattern, 'user');
-    excluded.push(pattern);
+    const { pattern, literal } = userPattern(input.volume, entry);
+    plan.add('-', pattern, 'user');
+    plan.excluded.push(pattern);
     if (literal)
-      pruned.push({ path: pattern.replace(/\\(.)/g, '$1').replace(/\/$/, ''), contentsOnly: false });
+      plan.pruned.push({ path: pattern.replace(/\\(.)/g, '$1').replace(/\/$/, ''), contentsOnly: false });
     else if (entry.startsWith('/') && !wildcard.test(entry))
-      notes.push(`--exclude ${entry} matches nothing in the volume ${volume}`);
+      plan.notes.push(`--exclude ${entry} matches nothing in the volume ${input.volume}`);
   }
+}
 
-  if (input.filter) {
-    for (const t of trustStores) add('+', t, 'trust');
-    for (const f of securityFilter) add('-', f, 'filter');
+export function planCopy(input: CopyPlanInput): CopyPlan {
+  const { volume } = input;
+  const plan = new PlanBuilder();
+  for (const p of insideVolume(volume, secretPaths(input.secretFiles))) {
+    plan.add('-', literalPattern(p), 'key');
+    plan.pruned.push({ path: p, contentsOnly: false });
   }
+  for (const entry of input.includes) plan.add('+', userPattern(volume, entry).pattern, 'include');
+  for (const dir of systemDirs) plan.excludeLiteral(dir, 'system', true);
+  plan.excludeLiteral('/lost+found', 'system', false);
+  planMountsBelow(plan, input);
+  planOwnFiles(plan, input);
+  planUserExcludes(plan, input);
+  if (input.filter) {
+    for (const t of trustStores) plan.add('+', t, 'trust');
+    for (const f of securityFilter) plan.add('-', f, 'filter');
+  }
+  const { rules, excluded, pruned, merged, notes } = plan;
   return { rules, excluded, pruned, merged, notes };
 }
 

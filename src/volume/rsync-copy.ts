@@ -67,20 +67,86 @@ function problemPath(line: string, volume: string, target: string): string | und
   return p.startsWith('/') ? p : `/${p}`;
 }
 
+/** What rsync's output says, sorted as it arrives: left-out paths by rule, problems, vanished files. */
+interface RsyncReadings {
+  readonly excluded: Map<RuleReason, string[]>;
+  readonly problems: CopyProblem[];
+  readonly vanished: string[];
+  onStdout(line: string): void;
+  onStderr(line: string): void;
+}
+
+function readRsyncOutput(
+  volume: string,
+  target: string,
+  rules: readonly CopyRule[],
+  opts: CopyOptions,
+): RsyncReadings {
+  const reasonOf = new Map<string, RuleReason>();
+  for (const r of rules) if (r.action === '-' && !reasonOf.has(r.pattern)) reasonOf.set(r.pattern, r.reason);
+  const seenExcluded = new Set<string>();
+  const out = opts.out;
+  const readings: RsyncReadings = {
+    excluded: new Map(),
+    problems: [],
+    vanished: [],
+    onStdout(line) {
+      const h = hiding.exec(line);
+      if (h) {
+        const p = `/${h[1]!}`;
+        if (seenExcluded.has(p)) return;
+        seenExcluded.add(p);
+        const reason = reasonOf.get(h[2]!) ?? reasonOf.get(`${h[2]!}/`) ?? 'user';
+        let list = readings.excluded.get(reason);
+        if (!list) readings.excluded.set(reason, (list = []));
+        list.push(p);
+        out?.debug(`excluded (${reason} rule ${h[2]!}): ${p}`);
+        return;
+      }
+      const m = progress.exec(line);
+      if (m && opts.totalBytes)
+        out?.progress({
+          phase: 'copy',
+          done: Number(m[1]!.replace(/[,.]/g, '')),
+          total: opts.totalBytes,
+          unit: 'bytes',
+        });
+    },
+    onStderr(line) {
+      const text = line.trim();
+      if (text === '' || text.startsWith('rsync error:')) return;
+      const vanish = /^file has vanished: (.*)$/.exec(text);
+      if (vanish) {
+        readings.vanished.push(problemPath(vanish[1]!, volume, target) ?? vanish[1]!);
+        return;
+      }
+      const p = problemPath(text, volume, target);
+      // The image's temporary mount point means nothing to the reader: show paths inside the image.
+      const message = text
+        .replace(/^rsync:\s*/, '')
+        .split(`${target}/`)
+        .join('/');
+      readings.problems.push({ ...(p ? { path: p } : {}), message });
+    },
+  };
+  return readings;
+}
+
+/** Whether rsync's complaints say data did not fit (not merely an xattr or ACL it could not set). */
+function ranOutOfSpace(problems: readonly CopyProblem[]): boolean {
+  return problems.some(
+    (p) => /write failed|No space left on device/.test(p.message) && !/xattr|xal_|acl/i.test(p.message),
+  );
+}
+
 export async function copyVolume(
   volume: string,
   target: string,
   rules: readonly CopyRule[],
   opts: CopyOptions = {},
 ): Promise<CopyReport> {
-  const reasonOf = new Map<string, RuleReason>();
-  for (const r of rules) if (r.action === '-' && !reasonOf.has(r.pattern)) reasonOf.set(r.pattern, r.reason);
-  const excluded = new Map<RuleReason, string[]>();
-  const seenExcluded = new Set<string>();
-  const problems: CopyProblem[] = [];
-  const vanished: string[] = [];
   const out = opts.out;
-
+  const readings = readRsyncOutput(volume, target, rules, opts);
   const args = [
     ...rsyncBaseArgs,
     ...rsyncFilterArgs(rules),
@@ -92,59 +158,20 @@ export async function copyVolume(
     `${target}/`,
   ];
 
-  const onStdout = (line: string): void => {
-    const h = hiding.exec(line);
-    if (h) {
-      const p = `/${h[1]!}`;
-      if (seenExcluded.has(p)) return;
-      seenExcluded.add(p);
-      const reason = reasonOf.get(h[2]!) ?? reasonOf.get(`${h[2]!}/`) ?? 'user';
-      let list = excluded.get(reason);
-      if (!list) excluded.set(reason, (list = []));
-      list.push(p);
-      out?.debug(`excluded (${reason} rule ${h[2]!}): ${p}`);
-      return;
-    }
-    const m = progress.exec(line);
-    if (m && opts.totalBytes)
-      out?.progress({
-        phase: 'copy',
-        done: Number(m[1]!.replace(/[,.]/g, '')),
-        total: opts.totalBytes,
-        unit: 'bytes',
-      });
-  };
-  const onStderr = (line: string): void => {
-    const text = line.trim();
-    if (text === '' || text.startsWith('rsync error:')) return;
-    const vanish = /^file has vanished: (.*)$/.exec(text);
-    if (vanish) {
-      vanished.push(problemPath(vanish[1]!, volume, target) ?? vanish[1]!);
-      return;
-    }
-    const p = problemPath(text, volume, target);
-    // The image's temporary mount point means nothing to the reader: show paths inside the image.
-    const message = text
-      .replace(/^rsync:\s*/, '')
-      .split(`${target}/`)
-      .join('/');
-    problems.push({ ...(p ? { path: p } : {}), message });
-  };
-
-  // Not passing `out` to runTool: rsync's many output lines are sorted by the handlers above.
+  // Not passing `out` to runTool: rsync's many output lines are sorted by readRsyncOutput.
   out?.debug(`run: ${commandLine('rsync', args)}`);
   let result: ToolResult;
   try {
     result = await runTool('rsync', args, {
       signal: opts.signal,
       okCodes: [23, 24],
-      onStdoutLine: onStdout,
-      onStderrLine: onStderr,
+      onStdoutLine: (line) => readings.onStdout(line),
+      onStderrLine: (line) => readings.onStderr(line),
       what: 'copying the volume (rsync)',
     });
   } catch (err) {
     out?.endProgress();
-    const text = `${String(err)}\n${problems.map((p) => p.message).join('\n')}`;
+    const text = `${String(err)}\n${readings.problems.map((p) => p.message).join('\n')}`;
     if (/No space left on device|\(28\)/.test(text))
       throw new AmiError('the image is full: the volume does not fit', undefined, 'give a larger -s/--size', {
         cause: err,
@@ -153,11 +180,8 @@ export async function copyVolume(
   }
   out?.endProgress();
   // A full image can also end as a "partial transfer" (23): data that did not fit is not a detail.
-  if (
-    problems.some(
-      (p) => /write failed|No space left on device/.test(p.message) && !/xattr|xal_|acl/i.test(p.message),
-    )
-  )
+  if (ranOutOfSpace(readings.problems))
     throw new AmiError('the image is full: the volume does not fit', undefined, 'give a larger -s/--size');
+  const { problems, vanished, excluded } = readings;
   return { exitCode: result.code, problems, vanished, excluded };
 }
