@@ -9,8 +9,11 @@ import { copyImage } from '../disk/read/copy-image.js';
 import { openDiskImage } from '../disk/read/detect.js';
 import { UsageError } from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
-import type { Command } from './command.js';
+import type { Command, RunContext } from './command.js';
 import { flag } from './flag-catalog.js';
+import { hvmFromOptions, hvmOptions } from './rescue-flags.js';
+import { makeHvmDisk } from '../hvm/hvm-disk.js';
+import type { DiskImage } from '../disk/read/extent.js';
 
 /** The output format OUT's name implies when --format is not given. */
 export function formatFromName(out: string): DiskFormat {
@@ -35,11 +38,13 @@ export const convertCommand: Command = {
         default: "from OUT's name: .qcow2, .vmdk (streamOptimized), .vhd (dynamic), else raw",
         help: 'Format of OUT: raw (sparse), qcow2 (v3), vmdk (streamOptimized, as AWS VM Import takes), vhd (dynamic) or vhd-fixed.',
       }),
+      ...hvmOptions,
     ],
     examples: [
       'amibundle convert disk.qcow2 disk.vmdk',
       'amibundle convert image.vhd image.raw --format raw',
       'amibundle convert image.img image.vhd --format vhd-fixed',
+      'sudo amibundle convert pv-root.img disk.vmdk --hvm',
     ],
     manual: `Reads IN as whatever its headers say it is: qcow2 (versions 2 and 3), a sparse VMDK
 (monolithicSparse or streamOptimized), a VHD (fixed or dynamic), or else a raw image, and writes
@@ -49,6 +54,12 @@ part of a disk (a qcow2 with a backing file, a differencing VHD, a VMDK split ov
 files) and features that cannot be read exactly (encryption, zstd, external data files) are
 refused with one line saying so; convert those with qemu-img first. OUT is written under a
 temporary name and appears only when complete; an existing OUT is replaced (the output says so).
+With --hvm (root), IN must hold a partitionless file system (an old paravirtual AMI's root,
+bundle-vol -P none): OUT becomes a whole disk that boots under HVM, made as unbundle --hvm makes
+it (partition table, GRUB 2 for BIOS from this host's GRUB tools, the newest kernel in the
+image's /boot by root UUID with a serial console, PV-only fstab entries commented out; nothing
+from the image is run). A container IN is first read into a sparse raw file beside OUT, removed
+afterwards.
 Exit code 254 for a broken or refused image, 2 for a missing IN, 1 for a bad command line.`,
   },
 
@@ -65,11 +76,39 @@ Exit code 254 for a broken or refused image, 2 for a missing IN, 1 for a bad com
         `convert: IN and OUT are the same file (${output})`,
         'write OUT under another name',
       );
+    const hvm = hvmFromOptions(opts);
     const image = await openDiskImage(input);
     try {
       ctx.out.info(
         `${input}: ${image.format}, ${formatBytes(image.virtualSize)} (${image.virtualSize} bytes)`,
       );
+      if (hvm) {
+        const disk = await withRawCopy(image, output, ctx, (raw) =>
+          makeHvmDisk({
+            image: raw,
+            label: input,
+            output: path.resolve(output),
+            format,
+            ...hvm,
+            signal: ctx.signal,
+            out: ctx.out,
+          }),
+        );
+        ctx.out.info(
+          `Bootable disk ${disk.path} (${disk.sizeBytes} bytes, ${format}, kernel ${disk.kernel}, root UUID ${disk.uuid})`,
+        );
+        ctx.out.event({
+          type: 'done',
+          command: 'convert',
+          ok: true,
+          input,
+          inputFormat: image.format,
+          output: disk.path,
+          format,
+          virtualSize: disk.sizeBytes,
+        });
+        return;
+      }
       const sink = createImageSinkAt(format, path.resolve(output), {
         name: path.basename(output),
         mode: inStat?.isFile() ? inStat.mode & 0o777 : 0o644,
@@ -94,3 +133,33 @@ Exit code 254 for a broken or refused image, 2 for a missing IN, 1 for a bad com
     }
   },
 };
+
+/**
+ * Runs `work` on a raw file holding IN's bytes: IN itself when it is a raw regular file, else a
+ * sparse raw copy in a private directory beside OUT (the HVM disk maker mounts a file system,
+ * which needs the plain bytes), removed afterwards, on failure and at exit too.
+ */
+async function withRawCopy<T>(
+  image: DiskImage,
+  output: string,
+  ctx: RunContext,
+  work: (raw: string) => Promise<T>,
+): Promise<T> {
+  if (image.format === 'raw' && fs.statSync(image.path).isFile()) return work(image.path);
+  const dir = fs.mkdtempSync(path.join(path.dirname(path.resolve(output)), '.amibundle-convert-'));
+  const remove = (): void => fs.rmSync(dir, { recursive: true, force: true });
+  process.once('exit', remove);
+  try {
+    const sink = createImageSinkAt('raw', path.join(dir, 'fs.img'), {
+      name: 'fs.img',
+      mode: 0o600,
+      mtime: Math.floor(Date.now() / 1000),
+      size: image.virtualSize,
+    });
+    const raw = await copyImage(image, sink, { signal: ctx.signal, out: ctx.out });
+    return await work(raw);
+  } finally {
+    remove();
+    process.off('exit', remove);
+  }
+}

@@ -10,7 +10,7 @@ import { loadAddon } from '../io/native.js';
 import { GRUB_MODULES_DIR } from '../volume/grub.js';
 import { mountContaining, readMountInfo } from '../volume/mountinfo.js';
 import { onPath } from '../io/run-tool.js';
-import { inspectBootSector } from './boot-sector.js';
+import { inspectBootSector } from '../format/boot-sector.js';
 import { EC2_ROOT_LIMIT_BYTES } from '../ec2-limits.js';
 import { formatBytes } from '../format-bytes.js';
 import { failed, failedFrom, ok, warning, type CheckResult } from './check.js';

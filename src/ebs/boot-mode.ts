@@ -2,7 +2,7 @@
 // in the MBR (doctor's boot-sector check), UEFI when a GPT holds an EFI system partition. Neither
 // means doctor finds it unbootable under HVM, and registering it would make an AMI whose
 // instances never come up: to-ebs --register refuses it before anything is uploaded.
-import { inspectBootHead, type BootLayout } from '../doctor/boot-sector.js';
+import { inspectBootHead, type BootLayout } from '../format/boot-sector.js';
 
 export type BootMode = 'legacy-bios' | 'uefi';
 export const BOOT_MODES: readonly BootMode[] = ['legacy-bios', 'uefi'];

@@ -1,6 +1,7 @@
 // Whether a disk image can boot under HVM (BIOS): an MBR boot signature with GRUB's boot code,
 // and for GPT a BIOS-boot partition to hold GRUB's core image. A bare file system (what
 // `bundle-vol -P none` makes) has none of this and only suits paravirtual launches.
+// It lives in format/ because it only reads the on-disk layout: doctor and to-ebs both ask it.
 import fs from 'node:fs';
 
 export type BootLayout =
