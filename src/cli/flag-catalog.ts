@@ -261,6 +261,31 @@ const catalog = {
     help: 'Disk format of the restored image: raw (NAME, sparse), qcow2 (NAME.qcow2), vmdk (NAME.vmdk, streamOptimized, as AWS VM Import takes), vhd (NAME.vhd, dynamic) or vhd-fixed (NAME.vhd, fixed). Written straight from the bundle, never through a raw copy.',
   },
 
+  // --- paravirtual to HVM (unbundle --hvm, convert --hvm) ---
+  hvm: {
+    name: 'hvm',
+    long: 'hvm',
+    kind: 'flag',
+    help: "Turn a partitionless file-system image (a paravirtual AMI) into a bootable whole disk: partition table, GRUB 2 for BIOS from this host, the image's newest kernel by root UUID with a serial console, PV-only fstab entries commented out. Nothing from the image is run. Root only.",
+  },
+  partition: {
+    name: 'partition',
+    long: 'partition',
+    kind: 'string',
+    metavar: 'TABLE',
+    choices: ['mbr', 'gpt'],
+    defaultValue: 'mbr',
+    help: 'With --hvm: the partition table (gpt adds a BIOS boot partition for GRUB).',
+  },
+  kernelFrom: {
+    name: 'kernelFrom',
+    long: 'kernel-from',
+    kind: 'string',
+    metavar: 'DIRECTORY',
+    path: 'dir',
+    help: "With --hvm: copy vmlinuz-*/initrd.img-* from this directory into the image's /boot (for images that booted a kernel from an AKI).",
+  },
+
   // --- S3: where, who, how ---
   bucket: {
     name: 'bucket',

@@ -8,6 +8,7 @@ import { UsageError } from '../errors.js';
 import { checkHvmHost, type HvmPartition } from '../hvm/hvm-disk.js';
 import type { TarMember } from '../format/tar-reader.js';
 import type { RunContext } from './command.js';
+import { flag } from './flag-catalog.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
 
 export const deviceOptions: readonly OptionSpec[] = [
@@ -69,32 +70,8 @@ export async function deviceSinkFromOptions(
   return (member) => new DeviceSink({ device, size: member.size, assumeZeroed, check, out: ctx.out });
 }
 
-/** `--hvm` and what goes with it (unbundle and convert). */
-export const hvmOptions: readonly OptionSpec[] = [
-  {
-    name: 'hvm',
-    long: 'hvm',
-    kind: 'flag',
-    help: "Turn a partitionless file-system image (a paravirtual AMI) into a bootable whole disk: partition table, GRUB 2 for BIOS from this host, the image's newest kernel by root UUID with a serial console, PV-only fstab entries commented out. Nothing from the image is run. Root only.",
-  },
-  {
-    name: 'partition',
-    long: 'partition',
-    kind: 'string',
-    metavar: 'TABLE',
-    choices: ['mbr', 'gpt'],
-    default: 'mbr',
-    help: 'With --hvm: the partition table (gpt adds a BIOS boot partition for GRUB).',
-  },
-  {
-    name: 'kernelFrom',
-    long: 'kernel-from',
-    kind: 'string',
-    metavar: 'DIRECTORY',
-    path: 'dir',
-    help: "With --hvm: copy vmlinuz-*/initrd.img-* from this directory into the image's /boot (for images that booted a kernel from an AKI).",
-  },
-];
+/** `--hvm` and what goes with it (unbundle and convert), from the flag catalog. */
+export const hvmOptions: readonly OptionSpec[] = [flag('hvm'), flag('partition'), flag('kernelFrom')];
 
 export interface HvmChoice {
   readonly partition: HvmPartition;
@@ -104,17 +81,17 @@ export interface HvmChoice {
 /** `--hvm` with its partition table and kernel directory, checked (host tools, root); undefined without --hvm. */
 export function hvmFromOptions(opts: ParsedOptions): HvmChoice | undefined {
   if (!opts.flag('hvm')) {
-    for (const [name, flag] of [
+    for (const [name, spelled] of [
       ['partition', '--partition'],
       ['kernelFrom', '--kernel-from'],
     ] as const)
-      if (opts.str(name) !== undefined) throw new UsageError(`${flag} needs --hvm`);
+      if (opts.has(name)) throw new UsageError(`${spelled} needs --hvm`);
     return undefined;
   }
   const kernelFrom = opts.str('kernelFrom');
   checkHvmHost(kernelFrom);
   return {
-    partition: (opts.str('partition') ?? 'mbr') as HvmPartition,
+    partition: opts.str('partition') as HvmPartition,
     ...(kernelFrom ? { kernelFrom } : {}),
   };
 }
