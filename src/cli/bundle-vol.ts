@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { toolVersion } from '../version.js';
+import { EC2_ROOT_LIMIT_MIB } from '../ec2-limits.js';
 import type { ImageFsType } from '../volume/make-fs.js';
 import { bundleVolume } from '../volume/bundle-volume.js';
 import type { FstabChoice } from '../volume/volume-image.js';
@@ -32,7 +33,7 @@ const volumeOptions: readonly OptionSpec[] = [
     short: 's',
     kind: 'int',
     metavar: 'MB',
-    default: 'the data to copy plus headroom, at most 10240',
+    default: `the data to copy plus headroom, at most ${EC2_ROOT_LIMIT_MIB}`,
     help: 'Image size in MiB (the whole disk for -P mbr/gpt).',
   },
   {

@@ -15,6 +15,7 @@ import zlib from 'node:zlib';
 import { BundleError } from '../errors.js';
 import type { TarMember } from '../format/tar-reader.js';
 import { nativeAddon } from '../io/native.js';
+import { threadpoolSize } from '../io/threadpool.js';
 import { roundUp, SECTOR } from './image-sink.js';
 import { OutputFile } from './output-file.js';
 import { UnitSink } from './unit-sink.js';
@@ -35,8 +36,8 @@ const MARKER_EOS = 0;
 const MARKER_GT = 1;
 const MARKER_GD = 2;
 const MARKER_FOOTER = 3;
-/** Grains being deflated at once (the threadpool has four threads). */
-const IN_FLIGHT = 4;
+/** Grains being deflated at once: one per threadpool thread. */
+const IN_FLIGHT = threadpoolSize();
 /** zlib's default level, as VMware and QEMU write (libdeflate's 6 is as small, and faster). */
 const LEVEL = 6;
 /** zlib stream header: deflate, 32 KiB window, default level (a multiple of 31, as RFC 1950 asks). */
