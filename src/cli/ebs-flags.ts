@@ -1,7 +1,7 @@
 // The flags every EBS command shares (region, endpoints, parallelism, timeout, attempts) and the
 // plain EbsConnectionConfig they resolve to. Credentials always come from the AWS SDK's default
 // chain (environment, profiles, SSO, container, instance profile), as for the S3 commands
-// without -a/-s.
+// without -a/-s. The flags themselves are the catalog's (flag-catalog.ts), with EBS defaults.
 import { UsageError } from '../errors.js';
 import {
   DEFAULT_EBS_CONCURRENCY,
@@ -10,54 +10,23 @@ import {
   MAX_EBS_CONCURRENCY,
   type EbsConnectionConfig,
 } from '../ebs/connection.js';
+import { flag, flags } from './flag-catalog.js';
 import type { OptionSpec, ParsedOptions } from './options.js';
 
 export const ebsConnectionOptions: readonly OptionSpec[] = [
-  {
-    name: 'region',
-    long: 'region',
-    kind: 'string',
-    metavar: 'REGION',
+  flag('region', {
     help: 'AWS region of the snapshot. Default: the SDK chain (AWS_REGION, the profile).',
-  },
-  {
-    name: 'endpointUrl',
-    long: 'endpoint-url',
-    kind: 'string',
-    metavar: 'URL',
-    help: 'Send EBS direct and EC2 requests to this endpoint instead of AWS (AWS_ENDPOINT_URL_EBS and AWS_ENDPOINT_URL_EC2 work too).',
-  },
-  {
-    name: 'ec2Url',
-    long: 'ec2-url',
-    kind: 'string',
-    metavar: 'URL',
-    help: 'EC2 endpoint, when it differs from --endpoint-url.',
-  },
-  {
-    name: 'concurrency',
-    long: 'concurrency',
-    kind: 'int',
-    metavar: 'N',
-    default: String(DEFAULT_EBS_CONCURRENCY),
+  }),
+  ...flags('endpointUrl', 'ec2Url'),
+  flag('concurrency', {
+    defaultValue: DEFAULT_EBS_CONCURRENCY,
     help: `Block requests in flight at once (1-${MAX_EBS_CONCURRENCY}). Memory use is about N x 512 KiB.`,
-  },
-  {
-    name: 'timeout',
-    long: 'timeout',
-    kind: 'int',
-    metavar: 'SECONDS',
-    default: String(DEFAULT_EBS_TIMEOUT_SECONDS),
+  }),
+  flag('timeout', {
+    defaultValue: DEFAULT_EBS_TIMEOUT_SECONDS,
     help: 'A request whose connection is silent this long fails and is retried; connecting may take at most 10 s of it.',
-  },
-  {
-    name: 'attempts',
-    long: 'attempts',
-    kind: 'int',
-    metavar: 'N',
-    default: String(DEFAULT_EBS_RETRY.attempts),
-    help: `Attempts per request (1-20) on 5xx, throttling, dropped or stalled connections, with exponential back-off (${DEFAULT_EBS_RETRY.baseDelayMs} ms doubling to ${DEFAULT_EBS_RETRY.maxDelayMs / 1000} s, full jitter). Access denied and validation errors are never retried.`,
-  },
+  }),
+  flag('attempts'),
 ];
 
 function endpoint(flag: string, text: string): string {
@@ -72,14 +41,14 @@ function endpoint(flag: string, text: string): string {
 }
 
 export function ebsConnectionFromOptions(opts: ParsedOptions): EbsConnectionConfig {
-  const concurrency = opts.int('concurrency') ?? DEFAULT_EBS_CONCURRENCY;
+  const concurrency = opts.int('concurrency')!;
   if (concurrency < 1 || concurrency > MAX_EBS_CONCURRENCY)
     throw new UsageError(
       `--concurrency has invalid value '${concurrency}': give 1 to ${MAX_EBS_CONCURRENCY}`,
     );
-  const timeout = opts.int('timeout') ?? DEFAULT_EBS_TIMEOUT_SECONDS;
+  const timeout = opts.int('timeout')!;
   if (timeout < 1) throw new UsageError(`--timeout has invalid value '${timeout}': give at least 1 second`);
-  const attempts = opts.int('attempts') ?? DEFAULT_EBS_RETRY.attempts;
+  const attempts = opts.int('attempts')!;
   if (attempts < 1 || attempts > 20)
     throw new UsageError(`--attempts has invalid value '${attempts}': give 1 to 20`);
   const region = opts.str('region');

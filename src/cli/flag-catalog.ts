@@ -21,6 +21,8 @@
 //     command by options.ts: do not list them.
 import os from 'node:os';
 import { DISK_FORMATS } from '../disk/image-sink.js';
+import { BOOT_MODES, DEFAULT_ROOT_DEVICE } from '../ebs/boot-mode.js';
+import { DEFAULT_EBS_RETRY } from '../ebs/connection.js';
 import { CANNED_ACLS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_SECONDS } from '../s3/connection.js';
 import { RETRY_ON } from '../s3/retry.js';
 import type { OptionSpec } from './options.js';
@@ -376,6 +378,82 @@ const catalog = {
     kind: 'string',
     metavar: 'LOCATION',
     help: 'Region to create the bucket in (EU and US are accepted for eu-west-1 and us-east-1). Default: --region.',
+  },
+
+  // --- EBS (to-ebs, from-ebs, register, doctor --for to-ebs) ---
+  endpointUrl: {
+    name: 'endpointUrl',
+    long: 'endpoint-url',
+    kind: 'string',
+    metavar: 'URL',
+    help: 'Send EBS direct and EC2 requests to this endpoint instead of AWS (AWS_ENDPOINT_URL_EBS and AWS_ENDPOINT_URL_EC2 work too).',
+  },
+  ec2Url: {
+    name: 'ec2Url',
+    long: 'ec2-url',
+    kind: 'string',
+    metavar: 'URL',
+    help: 'EC2 endpoint, when it differs from --endpoint-url.',
+  },
+  attempts: {
+    name: 'attempts',
+    long: 'attempts',
+    kind: 'int',
+    metavar: 'N',
+    defaultValue: DEFAULT_EBS_RETRY.attempts,
+    help: `Attempts per request (1-20) on 5xx, throttling, dropped or stalled connections, with exponential back-off (${DEFAULT_EBS_RETRY.baseDelayMs} ms doubling to ${DEFAULT_EBS_RETRY.maxDelayMs / 1000} s, full jitter). Access denied and validation errors are never retried.`,
+  },
+  bootMode: {
+    name: 'bootMode',
+    long: 'boot-mode',
+    kind: 'string',
+    metavar: 'MODE',
+    choices: BOOT_MODES,
+    help: 'Firmware of the AMI: legacy-bios or uefi.',
+  },
+  ena: {
+    name: 'ena',
+    long: 'ena',
+    kind: 'flag',
+    negatable: true,
+    defaultValue: true,
+    help: 'Mark the AMI ENA-capable (needed by current instance types); --no-ena for old kernels.',
+  },
+  sriov: {
+    name: 'sriov',
+    long: 'sriov',
+    kind: 'flag',
+    help: 'Mark the AMI for Intel 82599 VF (SriovNetSupport simple).',
+  },
+  imdsV2: {
+    name: 'imdsV2',
+    long: 'imds-v2',
+    kind: 'flag',
+    negatable: true,
+    defaultValue: true,
+    help: 'Instances launched from the AMI require IMDSv2 (ImdsSupport v2.0); --no-imds-v2 allows IMDSv1.',
+  },
+  deprecateAt: {
+    name: 'deprecateAt',
+    long: 'deprecate-at',
+    kind: 'string',
+    metavar: 'TIME',
+    help: 'Deprecate the AMI at this ISO 8601 time (a separate EnableImageDeprecation call).',
+  },
+  rootDevice: {
+    name: 'rootDevice',
+    long: 'root-device',
+    kind: 'string',
+    metavar: 'DEVICE',
+    defaultValue: DEFAULT_ROOT_DEVICE,
+    help: 'Root device name of the AMI.',
+  },
+  imageDescription: {
+    name: 'imageDescription',
+    long: 'image-description',
+    kind: 'string',
+    metavar: 'TEXT',
+    help: 'Description of the AMI.',
   },
 } as const satisfies Record<string, OptionSpec>;
 

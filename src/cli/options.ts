@@ -36,6 +36,8 @@ export interface OptionSpec {
   readonly negatable?: boolean;
   /** `list` options: `append` accumulates across repeats (comma lists are split either way). */
   readonly accumulate?: boolean;
+  /** `list` options: `false` keeps each value whole (a value may hold commas, as a tag's). */
+  readonly split?: boolean;
   /** Required unless `--help` and friends are given; checked in declaration order. */
   readonly required?: boolean;
   /** Accepted for compatibility but has no effect; the reason is shown in help. */
@@ -284,6 +286,7 @@ function convert(spec: OptionSpec, raw: string): OptionValue {
       return n;
     }
     case 'list':
+      if (spec.split === false) return [raw];
       return raw.split(',').filter((s) => s.length > 0);
     default: {
       if (spec.choices) {

@@ -11,6 +11,7 @@ import type { RestoreResult } from '../restore/restore-options.js';
 import type { Command, RunContext } from './command.js';
 import { ebsConnectionFromOptions, ebsConnectionOptions } from './ebs-flags.js';
 import { registerFlagsFromOptions, registerOptions } from './ebs-register-flags.js';
+import { flag } from './flag-catalog.js';
 import type { ParsedOptions } from './options.js';
 import {
   ec2KeyOption,
@@ -116,8 +117,9 @@ export const toEbsCommand: Command = {
         long: 'tag',
         kind: 'list',
         accumulate: true,
+        split: false,
         metavar: 'KEY=VALUE',
-        help: 'Tag the snapshot (repeatable).',
+        help: 'Tag the snapshot (repeatable; a value may hold commas).',
       },
       {
         name: 'encrypted',
@@ -161,16 +163,10 @@ export const toEbsCommand: Command = {
       ...registerOptions,
       ...ebsConnectionOptions,
       privateKeyOption('For a bundle SOURCE: the RSA private key it was made for (PEM).', false),
-      {
-        name: 'source',
-        long: 'source',
-        short: 's',
-        kind: 'string',
-        metavar: 'DIRECTORY',
-        path: 'dir',
+      flag('source', {
         default: "the manifest's directory",
         help: 'For a local manifest: the directory holding the parts.',
-      },
+      }),
       ec2KeyOption,
       signatureCertOption(),
       noSignatureCheckOption,

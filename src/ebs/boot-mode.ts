@@ -7,6 +7,9 @@ import { inspectBootHead, type BootLayout } from '../format/boot-sector.js';
 export type BootMode = 'legacy-bios' | 'uefi';
 export const BOOT_MODES: readonly BootMode[] = ['legacy-bios', 'uefi'];
 
+/** The device name an HVM AMI's root is registered under (here, free of the EC2 SDK, for the flag catalog). */
+export const DEFAULT_ROOT_DEVICE = '/dev/xvda';
+
 /** EFI system partition type GUID C12A7328-F81F-11D2-BA4B-00A0C93EC93B as stored on disk. */
 const ESP_GUID = Buffer.from('28732ac11ff8d211ba4b00a0c93ec93b', 'hex');
 const SECTOR = 512;

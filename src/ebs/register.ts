@@ -7,7 +7,7 @@ import {
   type ArchitectureValues,
 } from '@aws-sdk/client-ec2';
 import { BundleError } from '../errors.js';
-import type { BootMode } from './boot-mode.js';
+import { DEFAULT_ROOT_DEVICE, type BootMode } from './boot-mode.js';
 import type { EbsClients } from './clients.js';
 import type { EbsConnectionConfig } from './connection.js';
 import { withEbsRetry } from './retry.js';
@@ -29,8 +29,6 @@ export interface RegisterRequest {
   readonly volumeGiB?: number;
   readonly deprecateAt?: Date;
 }
-
-export const DEFAULT_ROOT_DEVICE = '/dev/xvda';
 
 /** ec2-ami-tools' architecture names to EC2's. */
 export function ec2Architecture(arch: string): string {

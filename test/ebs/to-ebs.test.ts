@@ -44,14 +44,27 @@ const puts = (): number => server.faults.counters.requests.PutSnapshotBlock ?? 0
 describe('to-ebs', () => {
   it('uploads a raw sparse image: read back equal, only its data blocks sent, journal gone', async () => {
     const before = puts();
-    const r = await ebsCli(server, ['to-ebs', sparse, '--tag', 'Name=b-sparse', '--description', 'fixture']);
+    const r = await ebsCli(server, [
+      'to-ebs',
+      sparse,
+      '--tag',
+      'Name=b-sparse',
+      '--tag',
+      'Owners=ops,dev',
+      '--description',
+      'fixture',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const id = snapshotIdOf(r);
     const snap = server.state.snapshots.get(id)!;
     expect(snap.status).toBe('completed');
     expect(snap.volumeSize).toBe(1);
-    expect(snap.tags).toEqual([{ Key: 'Name', Value: 'b-sparse' }]);
+    // A tag value holding a comma arrives whole: --tag is repeated, never split on commas.
+    expect(snap.tags).toEqual([
+      { Key: 'Name', Value: 'b-sparse' },
+      { Key: 'Owners', Value: 'ops,dev' },
+    ]);
     expect(snap.description).toBe('fixture');
     const expected = dataBlocks(sparse);
     expect(puts() - before).toBe(expected.length);
