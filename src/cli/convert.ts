@@ -1,19 +1,17 @@
 // `amibundle convert IN OUT`: a disk image from one format to another, read by its headers
 // (disk/read/: raw, qcow2, VMDK, VHD; never taken for raw bytes when it is a container) and
-// written by the same writers `unbundle --format` uses, holes kept, no raw copy in between.
+// written by the same writers `unbundle --format` uses, holes kept, no raw copy in between; with
+// --hvm, a PV file system made a bootable disk. Flags in, hvm/convert-image.ts does the work.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createImageSinkAt } from '../disk/create-sink.js';
 import { DISK_FORMATS, type DiskFormat } from '../disk/image-sink.js';
-import { copyImage } from '../disk/read/copy-image.js';
 import { openDiskImage } from '../disk/read/detect.js';
 import { UsageError } from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
-import type { Command, RunContext } from './command.js';
+import type { Command } from './command.js';
+import { convertImage, convertToHvmDisk } from '../hvm/convert-image.js';
 import { flag } from './flag-catalog.js';
 import { hvmFromOptions, hvmOptions } from './rescue-flags.js';
-import { makeHvmDisk } from '../hvm/hvm-disk.js';
-import type { DiskImage } from '../disk/read/extent.js';
 
 /** The output format OUT's name implies when --format is not given. */
 export function formatFromName(out: string): DiskFormat {
@@ -82,84 +80,43 @@ Exit code 254 for a broken or refused image, 2 for a missing IN, 1 for a bad com
       ctx.out.info(
         `${input}: ${image.format}, ${formatBytes(image.virtualSize)} (${image.virtualSize} bytes)`,
       );
+      let written: { path: string; size: number };
       if (hvm) {
-        const disk = await withRawCopy(image, output, ctx, (raw) =>
-          makeHvmDisk({
-            image: raw,
-            label: input,
-            output: path.resolve(output),
-            format,
-            ...hvm,
-            signal: ctx.signal,
-            out: ctx.out,
-          }),
-        );
+        const disk = await convertToHvmDisk(image, {
+          output,
+          format,
+          ...hvm,
+          signal: ctx.signal,
+          out: ctx.out,
+        });
         ctx.out.info(
           `Bootable disk ${disk.path} (${disk.sizeBytes} bytes, ${format}, kernel ${disk.kernel}, root UUID ${disk.uuid})`,
         );
-        ctx.out.event({
-          type: 'done',
-          command: 'convert',
-          ok: true,
-          input,
-          inputFormat: image.format,
-          output: disk.path,
+        written = { path: disk.path, size: disk.sizeBytes };
+      } else {
+        const r = await convertImage(image, {
+          output,
           format,
-          virtualSize: disk.sizeBytes,
+          mode: inStat?.isFile() ? inStat.mode & 0o777 : 0o644,
+          signal: ctx.signal,
+          out: ctx.out,
         });
-        return;
+        if (r.replaced) ctx.out.info(`replaced ${r.replaced} at ${r.written}`);
+        ctx.out.info(`${r.written}: ${format}`);
+        written = { path: r.written, size: image.virtualSize };
       }
-      const sink = createImageSinkAt(format, path.resolve(output), {
-        name: path.basename(output),
-        mode: inStat?.isFile() ? inStat.mode & 0o777 : 0o644,
-        mtime: Math.floor(Date.now() / 1000),
-        size: image.virtualSize,
-      });
-      const written = await copyImage(image, sink, { signal: ctx.signal, out: ctx.out });
-      if (sink.replaced) ctx.out.info(`replaced ${sink.replaced} at ${written}`);
-      ctx.out.info(`${written}: ${format}`);
       ctx.out.event({
         type: 'done',
         command: 'convert',
         ok: true,
         input,
         inputFormat: image.format,
-        output: written,
+        output: written.path,
         format,
-        virtualSize: image.virtualSize,
+        virtualSize: written.size,
       });
     } finally {
       await image.close();
     }
   },
 };
-
-/**
- * Runs `work` on a raw file holding IN's bytes: IN itself when it is a raw regular file, else a
- * sparse raw copy in a private directory beside OUT (the HVM disk maker mounts a file system,
- * which needs the plain bytes), removed afterwards, on failure and at exit too.
- */
-async function withRawCopy<T>(
-  image: DiskImage,
-  output: string,
-  ctx: RunContext,
-  work: (raw: string) => Promise<T>,
-): Promise<T> {
-  if (image.format === 'raw' && fs.statSync(image.path).isFile()) return work(image.path);
-  const dir = fs.mkdtempSync(path.join(path.dirname(path.resolve(output)), '.amibundle-convert-'));
-  const remove = (): void => fs.rmSync(dir, { recursive: true, force: true });
-  process.once('exit', remove);
-  try {
-    const sink = createImageSinkAt('raw', path.join(dir, 'fs.img'), {
-      name: 'fs.img',
-      mode: 0o600,
-      mtime: Math.floor(Date.now() / 1000),
-      size: image.virtualSize,
-    });
-    const raw = await copyImage(image, sink, { signal: ctx.signal, out: ctx.out });
-    return await work(raw);
-  } finally {
-    remove();
-    process.off('exit', remove);
-  }
-}

@@ -1,29 +1,13 @@
 // `amibundle from-ebs SNAPSHOT`: an EBS snapshot back as a disk image (-o FILE, raw or any
-// --format the restore writes) or as an instance-store bundle (--bundle, for archiving). The
-// blocks come from ebs/read-snapshot.ts in ascending order and go through the restore's image
-// sinks; holes (blocks the snapshot does not list) are never written.
-//
-// --bundle goes through a sparse temporary raw image next to the parts: the bundler reads an image
-// file (its tar member's sparse map comes from SEEK_DATA/SEEK_HOLE before the first data byte, and
-// it reads through a file handle), so the snapshot is written there first, holes kept, and
-// removed once the bundle is done or has failed. Disk cost: the snapshot's data blocks.
-import fs from 'node:fs';
-import path from 'node:path';
-import { bundleImage } from '../bundle/bundle-image.js';
-import { createImageSink } from '../disk/create-sink.js';
-import { DISK_FORMAT_SUFFIX, type DiskFormat, type ImageSink } from '../disk/image-sink.js';
+// --format the restore writes) or as an instance-store bundle (--bundle, for archiving). Flags in,
+// ebs/snapshot-to-file.ts does the work (and says why --bundle goes through a sparse raw file).
+import type { DiskFormat } from '../disk/image-sink.js';
+import { checkOutputName, snapshotToBundle, snapshotToImage } from '../ebs/snapshot-to-file.js';
 import { checkEbsSetup, createEbsClients } from '../ebs/clients.js';
 import type { EbsConnectionConfig } from '../ebs/connection.js';
-import {
-  readSnapshotBlocks,
-  SNAPSHOT_ID,
-  waitForCompleted,
-  type ReadOptions,
-  type SnapshotFacts,
-} from '../ebs/read-snapshot.js';
+import { SNAPSHOT_ID, waitForCompleted, type ReadOptions, type SnapshotFacts } from '../ebs/read-snapshot.js';
 import { UsageError } from '../errors.js';
 import { formatBytes } from '../format-bytes.js';
-import { ownedTempPath, trackTemp, untrackTemp } from '../io/owned-temp.js';
 import {
   bundleNameFromFlags,
   bundleOptionsFromFlags,
@@ -50,87 +34,13 @@ const bundleOnlyOptions: OptionSpec[] = bundlingOptions.map((o) => ({
   help: `With --bundle: ${o.help}`,
 }));
 
-/** The image sink for -o FILE: FILE exactly (a non-raw FILE must carry its format's suffix). */
-function imageSinkFor(file: string, format: DiskFormat, facts: SnapshotFacts): ImageSink {
-  const suffix = DISK_FORMAT_SUFFIX[format];
-  const base = path.basename(file);
-  if (!base.endsWith(suffix) || base === suffix)
-    throw new UsageError(
-      `--output ${file}: a ${format} image is written as NAME${suffix}; give -o ${file}${suffix}`,
-    );
-  const member = {
-    name: base,
-    mode: 0o644,
-    mtime: Math.floor(Date.now() / 1000),
-    size: facts.volumeGiB * GIB,
-  };
-  return createImageSink(
-    format,
-    path.dirname(path.resolve(file)),
-    member,
-    base.slice(0, base.length - suffix.length),
-  );
-}
-
-async function toImage(
-  read: ReadOptions,
-  facts: SnapshotFacts,
-  file: string,
-  format: DiskFormat,
-  ctx: RunContext,
-) {
-  const sink = imageSinkFor(file, format, facts);
-  await sink.open();
-  try {
-    const stats = await readSnapshotBlocks(read, facts, sink);
-    const written = await sink.commit();
-    if (sink.replaced) ctx.out.info(`Replaced the existing ${written} (${sink.replaced})`);
-    return { written, stats };
-  } catch (err) {
-    await sink.discard();
-    throw err;
-  }
-}
-
-async function toBundle(
-  read: ReadOptions,
-  facts: SnapshotFacts,
-  opts: ParsedOptions,
-  ctx: RunContext,
-): Promise<{ written: string; stats: Awaited<ReturnType<typeof readSnapshotBlocks>>; parts: number }> {
-  for (const o of credentialOptions)
-    if (opts.str(o.name) === undefined)
-      throw new UsageError(`missing mandatory parameter with --bundle: --${o.long} (-${o.short})`);
+/** --bundle: the bundle-image flags resolved (-k/-c/-u were checked up front), then the library call. */
+async function toBundle(read: ReadOptions, facts: SnapshotFacts, opts: ParsedOptions, ctx: RunContext) {
   const base = await bundleOptionsFromFlags(opts, ctx);
-  const name = bundleNameFromFlags(opts) ?? facts.id;
-  const destination = path.resolve(base.destination ?? '/tmp');
-  // The raw image the bundler reads: sparse, private, removed whatever happens.
-  const temp = ownedTempPath(destination, name, 'tmp');
-  const raw = createImageSink(
-    'raw',
-    destination,
-    { name, mode: 0o600, mtime: Math.floor(Date.now() / 1000), size: facts.volumeGiB * GIB },
-    path.basename(temp),
-  );
-  trackTemp(temp);
-  try {
-    await raw.open();
-    let stats;
-    try {
-      stats = await readSnapshotBlocks(read, facts, raw);
-      await raw.commit();
-    } catch (err) {
-      await raw.discard();
-      throw err;
-    }
-    const result = await bundleImage({ ...base, destination, imagePath: temp, name });
-    for (const p of result.parts) ctx.out.info(`Created ${p.filename}`);
-    reportMappingGaps(base.blockDeviceMapping, ctx);
-    return { written: result.manifestLocation, stats, parts: result.parts.length };
-  } finally {
-    await fs.promises.rm(temp, { force: true });
-    untrackTemp(temp);
-  }
+  const r = await snapshotToBundle(read, facts, base, bundleNameFromFlags(opts) ?? facts.id);
+  for (const p of r.parts) ctx.out.info(`Created ${p}`);
+  reportMappingGaps(base.blockDeviceMapping, ctx);
+  return r;
 }
 
 export const fromEbsCommand: Command = {
@@ -219,8 +129,7 @@ afterwards.`,
       for (const o of credentialOptions)
         if (opts.str(o.name) === undefined)
           throw new UsageError(`missing mandatory parameter with --bundle: --${o.long} (-${o.short})`);
-    if (output !== undefined)
-      imageSinkFor(output, format, { id: snapshotId, volumeGiB: 1, encrypted: false });
+    if (output !== undefined) checkOutputName(output, format);
 
     const conn: EbsConnectionConfig = ebsConnectionFromOptions(opts);
     const clients = createEbsClients(conn);
@@ -240,8 +149,9 @@ afterwards.`,
       const started = process.hrtime.bigint();
       const r =
         output !== undefined
-          ? await toImage(read, facts, output, format, ctx)
+          ? await snapshotToImage(read, facts, output, format)
           : await toBundle(read, facts, opts, ctx);
+      if ('replaced' in r && r.replaced) ctx.out.info(`Replaced the existing ${r.written} (${r.replaced})`);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       ctx.out.info(
         `${bundle ? 'Bundle manifest is' : 'Wrote'} ${r.written} (${facts.volumeGiB} GiB, ${r.stats.blocks} blocks = ${formatBytes(r.stats.dataBytes)} of data, ${r.stats.getRequests} GetSnapshotBlock requests)`,

@@ -23,8 +23,8 @@ import {
   signatureLine,
 } from './restore-flags.js';
 import { deviceOptions, deviceSinkFromOptions, hvmFromOptions, hvmOptions } from './rescue-flags.js';
-import { DISK_FORMAT_SUFFIX } from '../disk/image-sink.js';
-import { makeHvmDisk } from '../hvm/hvm-disk.js';
+import { restoreBundleAsHvmDisk } from '../hvm/restore-hvm.js';
+import type { RestoreResult } from '../restore/restore-options.js';
 
 export const unbundleCommand: Command = {
   spec: {
@@ -133,10 +133,6 @@ is restored and assembled in temporary files next to the output, which is writte
       throw err;
     });
     const destination = path.resolve(opts.str('destination')!);
-    // --hvm: the file system image is restored into a private directory, then made a disk.
-    const restoreInto = hvm
-      ? await fs.promises.mkdtemp(path.join(destination, '.amibundle-hvm-restore-'))
-      : destination;
     ctx.out.event({
       type: 'start',
       command: 'unbundle',
@@ -144,44 +140,32 @@ is restored and assembled in temporary files next to the output, which is writte
       name: parsed.manifest.image.name,
     });
     const format = opts.str('format') as DiskFormat;
-    const removeRestoreDir = (): void => {
-      if (restoreInto !== destination) fs.rmSync(restoreInto, { recursive: true, force: true });
+    const common = {
+      manifest: parsed,
+      source,
+      privateKeyPem: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
+      useEc2Key: opts.flag('ec2Key'),
+      skipSignature,
+      ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
+      signal: ctx.signal,
+      out: ctx.out,
     };
-    process.once('exit', removeRestoreDir);
-    let result: Awaited<ReturnType<typeof restoreBundle>>;
-    try {
+    let result: RestoreResult;
+    if (hvm) {
+      const made = await restoreBundleAsHvmDisk({ ...common, destination, format, ...hvm }).finally(close);
+      result = made.result;
+      ctx.out.info(signatureLine(result.signature, certFile));
+      ctx.out.info(
+        `Bootable disk ${made.disk.path} (${made.disk.sizeBytes} bytes, ${format}, kernel ${made.disk.kernel}, root UUID ${made.disk.uuid}) from the image ${parsed.manifest.image.name} (${result.size} bytes, digest ${result.digest})`,
+      );
+    } else {
       result = await restoreBundle({
-        manifest: parsed,
-        source,
-        privateKeyPem: fs.readFileSync(opts.str('privatekey')!, 'utf8'),
-        useEc2Key: opts.flag('ec2Key'),
-        skipSignature,
-        ...(certFile ? { certPem: fs.readFileSync(certFile, 'utf8') } : {}),
-        ...(imageSink ? { imageSink } : { destination: restoreInto }),
-        format: hvm ? 'raw' : format,
-        signal: ctx.signal,
-        out: ctx.out,
+        ...common,
+        ...(imageSink ? { imageSink } : { destination }),
+        format,
       }).finally(close);
       ctx.out.info(signatureLine(result.signature, certFile));
       ctx.out.info(`Restored ${result.imagePath} (${result.size} bytes, digest ${result.digest})`);
-      if (hvm) {
-        const disk = await makeHvmDisk({
-          image: result.imagePath!,
-          label: `the image ${parsed.manifest.image.name}`,
-          output: path.join(destination, parsed.manifest.image.name + DISK_FORMAT_SUFFIX[format]),
-          format,
-          ...hvm,
-          signal: ctx.signal,
-          out: ctx.out,
-        });
-        ctx.out.info(
-          `Bootable disk ${disk.path} (${disk.sizeBytes} bytes, ${format}, kernel ${disk.kernel}, root UUID ${disk.uuid})`,
-        );
-        result = { ...result, imagePath: disk.path };
-      }
-    } finally {
-      removeRestoreDir();
-      process.off('exit', removeRestoreDir);
     }
     ctx.out.event({
       type: 'done',

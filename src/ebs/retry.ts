@@ -10,6 +10,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AmiError, ExitCode } from '../errors.js';
 import type { EbsRetryPolicy } from './connection.js';
+import { errorCode, httpStatus, sdkErrorShape } from '../sdk-error.js';
 
 export type Failure =
   /** Slow down and try again. */
@@ -23,34 +24,8 @@ export type Failure =
   /** Another attempt cannot help: access denied, validation, credentials, abort. */
   | 'fatal';
 
-interface SdkErrorShape {
-  name?: string;
-  code?: string;
-  Code?: string;
-  message?: string;
-  Message?: string;
-  Reason?: string;
-  $metadata?: { httpStatusCode?: number };
-  $retryable?: { throttling?: boolean };
-}
-
-function shape(err: unknown): SdkErrorShape {
-  return typeof err === 'object' && err !== null ? err : {};
-}
-
-export function httpStatus(err: unknown): number | undefined {
-  return shape(err).$metadata?.httpStatusCode;
-}
-
-/** The service's error code (`AccessDeniedException`, `RequestLimitExceeded`) or the network code. */
-export function errorCode(err: unknown): string {
-  const e = shape(err);
-  if (httpStatus(err) !== undefined) return e.Code ?? e.name ?? 'UnknownError';
-  return e.code ?? e.name ?? 'Error';
-}
-
 function messageOf(err: unknown): string {
-  const e = shape(err);
+  const e = sdkErrorShape(err);
   return e.message ?? e.Message ?? '';
 }
 
@@ -91,7 +66,7 @@ const NETWORK_CODES = new Set([
 const RETRYABLE_VALIDATION = /failed to read block data/i;
 
 export function classify(err: unknown): Failure {
-  const e = shape(err);
+  const e = sdkErrorShape(err);
   const status = httpStatus(err);
   const code = errorCode(err);
   if (e.name === 'AbortError') return 'fatal';

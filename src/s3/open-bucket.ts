@@ -14,7 +14,8 @@ import { AmiError, ExitCode } from '../errors.js';
 import { S3Bucket } from './bucket.js';
 import { checkCredentials, createAgents, createS3Client, type Agents } from './client.js';
 import { regionOfLocation, type CannedAcl, type S3ConnectionConfig } from './connection.js';
-import { errorCode, httpStatus, S3Error } from './s3-error.js';
+import { errorCode, httpStatus } from '../sdk-error.js';
+import { S3Error } from './s3-error.js';
 
 export interface OpenBucketOptions {
   /** Create the bucket when it does not exist (uploads). */

@@ -1,6 +1,7 @@
 // S3 failures as one line a person can act on: operation, bucket, key, HTTP status and S3 error
 // code (servers such as radosgw send no message text), plus what to do. Exit code 3.
 import { AmiError, ExitCode } from '../errors.js';
+import { errorCode, httpStatus, sdkErrorShape } from '../sdk-error.js';
 
 export interface S3Target {
   /** The S3 API operation, e.g. `PutObject`. */
@@ -21,30 +22,6 @@ export class S3Error extends AmiError {
   ) {
     super(message, ExitCode.s3, hint, options);
   }
-}
-
-interface SdkErrorShape {
-  name?: string;
-  code?: string;
-  message?: string;
-  Code?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-function shape(err: unknown): SdkErrorShape {
-  return typeof err === 'object' && err !== null ? err : {};
-}
-
-/** HTTP status of an SDK error, if a response arrived. */
-export function httpStatus(err: unknown): number | undefined {
-  return shape(err).$metadata?.httpStatusCode;
-}
-
-/** S3's error code (`NoSuchBucket`), or the network error code (`ECONNRESET`). */
-export function errorCode(err: unknown): string {
-  const e = shape(err);
-  if (httpStatus(err) !== undefined) return e.Code ?? e.name ?? 'UnknownError';
-  return e.code ?? e.name ?? 'Error';
 }
 
 const NETWORK_CODES = new Set([
@@ -82,7 +59,7 @@ export function isRetryable(err: unknown): boolean {
   const status = httpStatus(err);
   const code = errorCode(err);
   if (status === undefined) {
-    const e = shape(err);
+    const e = sdkErrorShape(err);
     if (e.name === 'CredentialsProviderError' || e.name === 'AbortError') return false;
     return (
       NETWORK_CODES.has(code) || NETWORK_CODES.has(e.name ?? '') || /socket hang up/i.test(e.message ?? '')
@@ -150,7 +127,7 @@ export function toS3Error(err: unknown, target: S3Target, attempts: number): Ami
   const code = errorCode(err);
   const where = `bucket ${target.bucket}${target.key !== undefined ? `, key ${target.key}` : ''}`;
   const tries = attempts > 1 ? ` (after ${attempts} attempts)` : '';
-  const e = shape(err);
+  const e = sdkErrorShape(err);
   let what: string;
   if (status !== undefined) {
     const text = e.message && e.message !== 'UnknownError' && e.message !== code ? `: ${e.message}` : '';
