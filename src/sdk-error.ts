@@ -29,3 +29,30 @@ export function errorCode(err: unknown): string {
   if (httpStatus(err) !== undefined) return e.Code ?? e.name ?? 'UnknownError';
   return e.code ?? e.name ?? 'Error';
 }
+
+/** Codes (Node's and the SDK's) of a request that got no usable answer: worth another attempt. */
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTDOWN',
+  'TimeoutError',
+  'RequestTimeout',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+/** The request failed on the way (reset, refused, timed out, hung up), not with an answer. */
+export function isNetworkFailure(err: unknown): boolean {
+  const e = sdkErrorShape(err);
+  return (
+    NETWORK_CODES.has(errorCode(err)) ||
+    NETWORK_CODES.has(e.name ?? '') ||
+    /socket hang up/i.test(e.message ?? '')
+  );
+}

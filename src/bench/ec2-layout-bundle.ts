@@ -23,6 +23,8 @@ export interface Ec2LayoutInput {
   readonly imageSize: number;
   readonly keyFile: string;
   readonly certFile: string;
+  /** The certificate the EC2 copies of key and IV are wrapped for (default: certFile). */
+  readonly ec2CertFile?: string;
   /** Where the parts and `<imageName>.manifest.xml` go. */
   readonly dir: string;
 }
@@ -46,6 +48,9 @@ export async function writeEc2LayoutBundle(input: Ec2LayoutInput): Promise<strin
     await handle.close();
   }
   const cert = loadCertificate(await fs.promises.readFile(input.certFile, 'utf8'));
+  const ec2Cert = input.ec2CertFile
+    ? loadCertificate(await fs.promises.readFile(input.ec2CertFile, 'utf8'))
+    : cert;
   const model: Manifest = {
     version: '2007-10-10',
     bundler: { name: 'ec2-ami-tools layout (amibundle bench)', version: '1.5', release: '3' },
@@ -58,9 +63,9 @@ export async function writeEc2LayoutBundle(input: Ec2LayoutInput): Promise<strin
       digestAlgorithm: 'SHA1',
       size: input.imageSize,
       bundledSize,
-      ec2EncryptedKey: wrapHex(cert.publicKey, input.keyHex),
+      ec2EncryptedKey: wrapHex(ec2Cert.publicKey, input.keyHex),
       userEncryptedKey: wrapHex(cert.publicKey, input.keyHex),
-      ec2EncryptedIv: wrapHex(cert.publicKey, input.ivHex),
+      ec2EncryptedIv: wrapHex(ec2Cert.publicKey, input.ivHex),
       userEncryptedIv: wrapHex(cert.publicKey, input.ivHex),
       keyAlgorithm: 'AES-128-CBC',
       parts,

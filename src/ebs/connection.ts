@@ -2,13 +2,10 @@
 // (absent = the SDK's default chain), region, endpoints, parallelism, timeouts and the one retry
 // policy. The flags that fill it in live in cli/ebs-flags.ts.
 
-export interface EbsRetryPolicy {
-  /** Attempts per request, the first included. The SDK's own retries are off (maxAttempts 1). */
-  readonly attempts: number;
-  /** Delay cap of the first retry; doubles per retry up to maxDelayMs (full jitter below it). */
-  readonly baseDelayMs: number;
-  readonly maxDelayMs: number;
-}
+import type { RetryPolicy } from '../backoff.js';
+
+/** The one retry policy of the EBS commands (the SDK's own retries are off: maxAttempts 1). */
+export type EbsRetryPolicy = RetryPolicy;
 
 export interface EbsConnectionConfig {
   /** Static credentials; absent = the AWS SDK's default chain (environment, profiles, SSO, IMDS). */

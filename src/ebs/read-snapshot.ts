@@ -14,7 +14,7 @@ import { AmiError, ExitCode } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
 import type { EbsClients } from './clients.js';
 import { BLOCK_SIZE, type EbsConnectionConfig } from './connection.js';
-import { backoffDelay, classify, EbsError, toEbsError, withEbsRetry, type EbsTarget } from './retry.js';
+import { EbsError, withEbsRetry, type EbsTarget } from './retry.js';
 
 export const SNAPSHOT_ID = /^snap-[0-9a-f]{8,17}$/;
 const GIB = 2 ** 30;
@@ -211,9 +211,10 @@ async function getBlock(
 ): Promise<Buffer> {
   const out = opts.out ?? silentReporter;
   const target: EbsTarget = { op: 'GetSnapshotBlock', snapshotId, block: b.index };
-  for (let attempt = 1; ; attempt++) {
-    abort.throwIfAborted();
-    try {
+  return withEbsRetry(
+    opts.conn.retry,
+    target,
+    async (attempt) => {
       stats.getRequests++;
       const r = await opts.clients.ebs.send(
         new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: b.index, BlockToken: b.token }),
@@ -229,20 +230,18 @@ async function getBlock(
       else if (sha256(data) !== r.Checksum) problem = `SHA-256 ${sha256(data)}, x-amz-Checksum ${r.Checksum}`;
       if (problem === undefined) return data;
       throw new BlockChecksumError(snapshotId, b.index, problem, attempt);
-    } catch (err) {
-      if (abort.aborted) throw abort.reason;
-      const corrupt = err instanceof BlockChecksumError;
-      const failure = corrupt ? 'server' : classify(err);
-      if (failure === 'fatal' || failure === 'not-found' || attempt >= opts.conn.retry.attempts)
-        throw corrupt ? err : toEbsError(err, target, attempt);
-      if (corrupt) stats.checksumRetries++;
-      const delay = backoffDelay(opts.conn.retry, attempt - 1);
-      out.debug(
-        `GetSnapshotBlock block ${b.index}: attempt ${attempt} failed (${failure}: ${(err as Error).message}); retrying in ${delay} ms`,
-      );
-      await sleep(delay, undefined, { signal: abort });
-    }
-  }
+    },
+    {
+      signal: abort,
+      classifyAs: (err) => (err instanceof BlockChecksumError ? 'server' : undefined),
+      onRetry: (err, failure, attempt, delay) => {
+        if (err instanceof BlockChecksumError) stats.checksumRetries++;
+        out.debug(
+          `GetSnapshotBlock block ${b.index}: attempt ${attempt} failed (${failure}: ${(err as Error).message}); retrying in ${delay} ms`,
+        );
+      },
+    },
+  );
 }
 
 /**

@@ -10,7 +10,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AmiError, ExitCode } from '../errors.js';
 import type { EbsRetryPolicy } from './connection.js';
-import { errorCode, httpStatus, sdkErrorShape } from '../sdk-error.js';
+import { backoffDelay } from '../backoff.js';
+import { errorCode, httpStatus, isNetworkFailure, sdkErrorShape } from '../sdk-error.js';
 
 export type Failure =
   /** Slow down and try again. */
@@ -46,22 +47,6 @@ const NOT_FOUND_CODES = new Set([
   'InvalidAMIID.NotFound',
 ]);
 
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EHOSTDOWN',
-  'TimeoutError',
-  'RequestTimeout',
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
-
 /** AWS documents this ValidationException of the block calls as retryable. */
 const RETRYABLE_VALIDATION = /failed to read block data/i;
 
@@ -72,7 +57,7 @@ export function classify(err: unknown): Failure {
   if (e.name === 'AbortError') return 'fatal';
   if (status === undefined) {
     if (e.name === 'CredentialsProviderError') return 'fatal';
-    if (NETWORK_CODES.has(code) || NETWORK_CODES.has(e.name ?? '')) return 'network';
+    if (isNetworkFailure(err)) return 'network';
     if (/socket hang up|ECONNRESET|premature close|aborted/i.test(messageOf(err))) return 'network';
     return 'fatal';
   }
@@ -158,15 +143,12 @@ export function toEbsError(err: unknown, target: EbsTarget, attempts: number): A
   );
 }
 
-export function backoffDelay(policy: EbsRetryPolicy, retry: number): number {
-  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** retry);
-  return Math.floor(Math.random() * cap);
-}
-
 export interface EbsRetryHooks {
   readonly signal?: AbortSignal;
   /** Retry "not found" too: the resource was just created and may not be visible yet. */
   readonly notFoundMayClear?: boolean;
+  /** How to take an error the operation raises itself (corrupt data: 'server'); else classify(). */
+  readonly classifyAs?: (err: unknown) => Failure | undefined;
   /** Called before each retry (--debug lines, counters). */
   readonly onRetry?: (err: unknown, failure: Failure, attempt: number, delayMs: number) => void;
 }
@@ -188,7 +170,7 @@ export async function withEbsRetry<T>(
       return await op(attempt);
     } catch (err) {
       if (hooks.signal?.aborted) throw hooks.signal.reason;
-      const failure = classify(err);
+      const failure = hooks.classifyAs?.(err) ?? classify(err);
       const retryable = failure === 'not-found' ? hooks.notFoundMayClear === true : failure !== 'fatal';
       if (!retryable || attempt >= policy.attempts) throw toEbsError(err, target, attempt);
       const delay = backoffDelay(policy, attempt - 1);

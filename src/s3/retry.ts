@@ -1,24 +1,14 @@
 // Retrying S3 requests: exponential back-off with full jitter on 5xx, throttling and network
 // errors. `--retry` turns it on (as in ec2-ami-tools, but with a real, growing delay).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay, type RetryPolicy } from '../backoff.js';
 import { isRetryable, toS3Error, type S3Target } from './s3-error.js';
 
-export interface RetryPolicy {
-  /** Attempts per request, first one included. */
-  readonly attempts: number;
-  /** Delay cap of the first retry; doubles per retry up to maxDelayMs. */
-  readonly baseDelayMs: number;
-  readonly maxDelayMs: number;
-}
+export type { RetryPolicy };
 
 /** ec2-ami-tools' `--retry` allowed 5 attempts; so does amibundle, with back-off between them. */
 export const RETRY_ON: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 20_000 };
 export const RETRY_OFF: RetryPolicy = { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
-
-export function backoffDelay(policy: RetryPolicy, retry: number): number {
-  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** retry);
-  return Math.floor(Math.random() * cap);
-}
 
 export interface RetryHooks {
   readonly signal?: AbortSignal;

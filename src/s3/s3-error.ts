@@ -1,7 +1,7 @@
 // S3 failures as one line a person can act on: operation, bucket, key, HTTP status and S3 error
 // code (servers such as radosgw send no message text), plus what to do. Exit code 3.
 import { AmiError, ExitCode } from '../errors.js';
-import { errorCode, httpStatus, sdkErrorShape } from '../sdk-error.js';
+import { errorCode, httpStatus, isNetworkFailure, sdkErrorShape } from '../sdk-error.js';
 
 export interface S3Target {
   /** The S3 API operation, e.g. `PutObject`. */
@@ -24,22 +24,6 @@ export class S3Error extends AmiError {
   }
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EHOSTDOWN',
-  'TimeoutError',
-  'RequestTimeout',
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
-
 const RETRYABLE_S3_CODES = new Set([
   'SlowDown',
   'Throttling',
@@ -61,9 +45,7 @@ export function isRetryable(err: unknown): boolean {
   if (status === undefined) {
     const e = sdkErrorShape(err);
     if (e.name === 'CredentialsProviderError' || e.name === 'AbortError') return false;
-    return (
-      NETWORK_CODES.has(code) || NETWORK_CODES.has(e.name ?? '') || /socket hang up/i.test(e.message ?? '')
-    );
+    return isNetworkFailure(err);
   }
   return status >= 500 || status === 429 || RETRYABLE_S3_CODES.has(code);
 }

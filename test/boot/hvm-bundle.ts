@@ -1,21 +1,14 @@
 // A bundle made the way ec2-ami-tools made every bundle being rescued today: `tar -cS | gzip -9 |
-// openssl enc -aes-128-cbc` in one stream (no block marks), cut into 10 MiB parts, the manifest
-// signed with the fixtures' user key. Built with the machine's own tools, streamed through files,
-// so an image of hundreds of MiB never sits in memory.
+// openssl enc -aes-128-cbc` in one stream (no block marks), cut into 10 MiB parts with a manifest
+// signed with the fixtures' user key (the bench's writeEc2LayoutBundle). Built with the machine's
+// own tools, streamed through files, so an image of hundreds of MiB never sits in memory.
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { wrapHex } from '../../src/crypto/key-wrap.js';
-import { loadCertificate, loadPrivateKey } from '../../src/crypto/keys.js';
-import { signHex } from '../../src/crypto/signature.js';
-import type { Manifest } from '../../src/format/manifest.js';
-import { serializeSigned, serializeUnsigned, signedBytes } from '../../src/format/manifest-writer.js';
-import { partName } from '../../src/format/part-name.js';
-import { key } from '../support/fixtures.js';
+import { writeEc2LayoutBundle } from '../../src/bench/ec2-layout-bundle.js';
+import { keysDir } from '../support/fixtures.js';
 import { runLogged } from './run.js';
-
-const PART = 10 * 1024 * 1024;
 
 function sha1File(file: string): string {
   return execFileSync('sha1sum', [file], { encoding: 'utf8' }).split(' ')[0]!;
@@ -48,48 +41,20 @@ export async function referenceLayoutBundle(image: string, dir: string): Promise
   );
   const digest = sha1File(tarFile);
   fs.rmSync(tarFile);
-  const bundledSize = fs.statSync(encFile).size;
-  const count = Math.ceil(bundledSize / PART);
-  const fd = fs.openSync(encFile, 'r');
-  const buf = Buffer.alloc(PART);
-  const parts = [];
-  for (let index = 0; index < count; index++) {
-    const n = fs.readSync(fd, buf, 0, PART, index * PART);
-    const filename = partName(name, index, count);
-    fs.writeFileSync(path.join(dir, filename), buf.subarray(0, n));
-    parts.push({
-      index,
-      filename,
-      digest: crypto.createHash('sha1').update(buf.subarray(0, n)).digest('hex'),
+  try {
+    return await writeEc2LayoutBundle({
+      encryptedFile: encFile,
+      keyHex,
+      ivHex,
+      tarDigest: digest,
+      imageName: name,
+      imageSize: fs.statSync(image).size,
+      keyFile: path.join(keysDir, 'user-key.pem'),
+      certFile: path.join(keysDir, 'user-cert.pem'),
+      ec2CertFile: path.join(keysDir, 'ec2-cert.pem'),
+      dir,
     });
+  } finally {
+    fs.rmSync(encFile);
   }
-  fs.closeSync(fd);
-  fs.rmSync(encFile);
-  const userCert = loadCertificate(key('user-cert.pem'));
-  const ec2Cert = loadCertificate(key('ec2-cert.pem'));
-  const model: Manifest = {
-    version: '2007-10-10',
-    bundler: { name: 'ec2-ami-tools', version: '1.5.3', release: '0' },
-    machineConfiguration: { architecture: 'x86_64' },
-    image: {
-      name,
-      user: '123456789012',
-      type: 'machine',
-      digest,
-      digestAlgorithm: 'SHA1',
-      size: fs.statSync(image).size,
-      bundledSize,
-      ec2EncryptedKey: wrapHex(ec2Cert.publicKey, keyHex),
-      userEncryptedKey: wrapHex(userCert.publicKey, keyHex),
-      ec2EncryptedIv: wrapHex(ec2Cert.publicKey, ivHex),
-      userEncryptedIv: wrapHex(userCert.publicKey, ivHex),
-      keyAlgorithm: 'AES-128-CBC',
-      parts,
-    },
-  };
-  const unsigned = serializeUnsigned(model);
-  const xml = serializeSigned(unsigned, signHex(loadPrivateKey(key('user-key.pem')), signedBytes(unsigned)));
-  const manifest = path.join(dir, `${name}.manifest.xml`);
-  fs.writeFileSync(manifest, xml.toString());
-  return manifest;
 }

@@ -5,7 +5,8 @@ import { regionOfAwsHost, regionOfLocation } from '../../src/s3/connection.js';
 import { isBundleObjectName } from '../../src/s3/delete-bundle.js';
 import { parseBucketArg, parseS3Url } from '../../src/s3/location.js';
 import { isAwsRegionName, regionForBucket } from '../../src/s3/open-bucket.js';
-import { backoffDelay, RETRY_ON, withRetry } from '../../src/s3/retry.js';
+import { backoffDelay } from '../../src/backoff.js';
+import { RETRY_ON, withRetry } from '../../src/s3/retry.js';
 import { isRetryable, toS3Error } from '../../src/s3/s3-error.js';
 import { forEachLimited, InFlight } from '../../src/s3/task-pool.js';
 

@@ -4,13 +4,13 @@
 // executables: doctor finds the native engines, gzip bundles round-trip byte for byte without
 // zstd, a 10 GiB sparse image is bundled reading only its data, and the published file list holds
 // everything the runtime and the source build load.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot, tempDir } from '../support/fixtures.js';
+import { packProject } from '../support/pack.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -60,23 +60,9 @@ function sha256(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-const execFileAsync = promisify(execFile);
-
 beforeAll(async () => {
   tmp = tempDir('installed');
-  // What `prepack` does (the vitest setup has built dist/ already; rebuilding it here could cut a
-  // file short under a test running beside this one): the prebuilt addon, then the tarball.
-  await execFileAsync(process.execPath, [path.join(projectRoot, 'scripts', 'prebuild.mjs')], {
-    cwd: projectRoot,
-  });
-  const packed = (
-    await execFileAsync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.dir], {
-      cwd: projectRoot,
-      maxBuffer: 64 * MiB,
-    })
-  ).stdout;
-  const info = JSON.parse(packed.slice(packed.indexOf('['))) as { filename: string }[];
-  tarball = path.join(tmp.dir, info[0]!.filename);
+  tarball = await packProject(tmp.dir);
   prefix = path.join(tmp.dir, 'prefix');
   // From the tarball and npm's cache (filled by `npm ci`); the network only for what is not there.
   execFileSync(

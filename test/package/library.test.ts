@@ -8,6 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keysDir, projectRoot, tempDir } from '../support/fixtures.js';
+import { packProject } from '../support/pack.js';
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 ** 2;
@@ -25,18 +26,7 @@ function readmeExample(): string {
 
 beforeAll(async () => {
   tmp = tempDir('library');
-  // As test/package/installed.test.ts: the prebuilt addon, then the tarball (dist/ is built by
-  // the vitest setup).
-  await execFileAsync(process.execPath, [path.join(projectRoot, 'scripts', 'prebuild.mjs')], {
-    cwd: projectRoot,
-  });
-  const packed = (
-    await execFileAsync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.dir], {
-      cwd: projectRoot,
-      maxBuffer: 64 * MiB,
-    })
-  ).stdout;
-  const info = JSON.parse(packed.slice(packed.indexOf('['))) as { filename: string }[];
+  const tarball = await packProject(tmp.dir);
   project = path.join(tmp.dir, 'project');
   fs.mkdirSync(project);
   fs.writeFileSync(
@@ -45,14 +35,7 @@ beforeAll(async () => {
   );
   execFileSync(
     'npm',
-    [
-      'install',
-      '--prefer-offline',
-      '--ignore-scripts',
-      '--no-audit',
-      '--no-fund',
-      path.join(tmp.dir, info[0]!.filename),
-    ],
+    ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', tarball],
     { cwd: project, stdio: ['ignore', 'ignore', 'inherit'] },
   );
 }, 900_000);
