@@ -150,7 +150,9 @@ level (size and ratio too), AES-128-CBC encrypt, split into 10 MiB parts with SH
 inflate (gunzip and zstd; the output is checked against the tar stream's SHA-1), and write (the
 sample's data into a sparse file under --tmp, as unbundle writes; page cache, no fsync). Reads
 may come from the page cache when the image was read or written recently. Each stage gets its
-input in the chunk sizes the pipeline uses, and what it produces is copied into memory mapped
+input in the chunk sizes the pipeline uses; compress is driven by bundle-image's own feeding code,
+with the chunks tarStream yielded (tar header, 1 MiB reads, trailer), and only the cipher and part
+splitter after it are replaced by a collector. What a stage produces is copied into memory mapped
 before the clock started, so no stage pays for keeping its output. The sample, its tar stream
 and the compressed copies take about 4 to 5 times --sample-mib of memory.
 
