@@ -12,6 +12,12 @@ export interface StageResult {
   readonly seconds: number;
   readonly cpuSeconds: number;
   readonly cpuPercent: number;
+  /**
+   * Time this process's threads were ready to run but waited for a CPU, summed over threads, as %
+   * of the stage's wall time (Linux schedstat; absent elsewhere). Other processes on the machine
+   * cause it: high values mean the stage's MB/s and CPU % describe the machine's load.
+   */
+  readonly cpuWaitPercent?: number;
   readonly inputBytes: number;
   readonly outputBytes: number;
   /** Input bytes per second, in MB/s. */
@@ -112,17 +118,19 @@ export function formatReport(r: BenchReport): string[] {
     `Sample: the first ${formatBytes(r.sample.dataBytes)} of data, ${formatBytes(r.sample.tarBytes)} of tar stream, held in memory; ${r.threads} thread(s), ${r.cpus} CPU(s), Node ${r.node}, load average ${r.loadAverage.start.map((l) => l.toFixed(2)).join(' ')}`,
     '',
     'Stages, each alone on the in-memory sample (MB = 10^6 bytes; data MB/s = tar-stream bytes per second;',
-    'CPU % is this process: above 100% means several cores):',
+    'CPU % is this process: above 100% means several cores; wait % is time its threads were ready but',
+    "waited for a core other processes held: where it is high, the row measures the machine's load):",
   );
   lines.push(
     ...table(
-      ['stage', 'seconds', 'MB/s', 'data MB/s', 'CPU %', 'input', 'output', 'notes'],
+      ['stage', 'seconds', 'MB/s', 'data MB/s', 'CPU %', 'wait %', 'input', 'output', 'notes'],
       r.stages.map((s) => [
         stageLabel(s),
         s.seconds.toFixed(3),
         f1(s.mbPerSecond),
         f1(s.dataMbPerSecond),
         pct(s.cpuPercent),
+        s.cpuWaitPercent !== undefined ? pct(s.cpuWaitPercent) : '-',
         formatBytes(s.inputBytes),
         formatBytes(s.outputBytes),
         [s.ratio !== undefined ? `ratio ${s.ratio.toFixed(3)}` : '', s.note ?? ''].filter(Boolean).join('; '),

@@ -213,6 +213,9 @@ export async function measureStages(opts: StageOptions): Promise<StagesResult> {
       seconds: t.seconds,
       cpuSeconds: t.cpuSeconds,
       cpuPercent: t.seconds > 0 ? (100 * t.cpuSeconds) / t.seconds : 0,
+      ...(t.waitSeconds !== undefined
+        ? { cpuWaitPercent: t.seconds > 0 ? (100 * t.waitSeconds) / t.seconds : 0 }
+        : {}),
       inputBytes,
       outputBytes,
       mbPerSecond: mbPerSecond(inputBytes, t.seconds),
@@ -247,6 +250,9 @@ export async function measureStages(opts: StageOptions): Promise<StagesResult> {
     readTiming = {
       seconds: planned.seconds + read.seconds,
       cpuSeconds: planned.cpuSeconds + read.cpuSeconds,
+      ...(planned.waitSeconds !== undefined && read.waitSeconds !== undefined
+        ? { waitSeconds: planned.waitSeconds + read.waitSeconds }
+        : {}),
     };
   } finally {
     await handle.close();

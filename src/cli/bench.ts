@@ -183,7 +183,11 @@ real system image). Needs free space for it, a bundle and a restored copy.
 
 MB/s are 10^6 bytes per second of a stage's input; data MB/s are tar-stream (image data) bytes
 per second, so stages that see compressed data can be compared with the rest. CPU % counts every
-thread of the process, so it exceeds 100% when several cores work. --json prints the progress
+thread of the process, so it exceeds 100% when several cores work. wait % (cpuWaitPercent) is the
+time the process's threads were ready to run but waited for a core, summed over threads, from
+Linux's schedstat: other processes on the machine cause it, and where it is high a stage's MB/s
+and CPU % describe the machine's load rather than the stage (on 2 cores, a compress stage with 2
+threads that shows 100% CPU and 100% wait got one core, not two). --json prints the progress
 lines, one 'stage' and one 'end-to-end' event per measurement ('layout' tells amibundle's bundles
 from the ec2-ami-tools layout), a warning per skipped row, and a final 'done' event whose 'report'
 holds everything. Nothing is kept: every file is removed at the end.`,

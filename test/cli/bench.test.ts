@@ -101,6 +101,8 @@ describe('amibundle bench --json', () => {
     for (const s of report.stages) {
       expect(s.seconds, s.stage).toBeGreaterThan(0);
       expect(s.cpuSeconds, s.stage).toBeGreaterThanOrEqual(0);
+      // Linux here: the run-queue wait of the process's threads is counted for every stage.
+      expect(s.cpuWaitPercent, s.stage).toBeGreaterThanOrEqual(0);
       expect(s.mbPerSecond, s.stage).toBeGreaterThan(0);
       expect(s.dataMbPerSecond, s.stage).toBeGreaterThan(0);
       expect(s.inputBytes, s.stage).toBeGreaterThan(0);
