@@ -7,6 +7,7 @@
 // to the sequential strict reader (igzip streaming when loaded, else zlib), which finishes the member. Either way the result is the same bytes.
 
 import os from 'node:os';
+import zlib from 'node:zlib';
 import { Duplex } from 'node:stream';
 import { BundleError } from '../errors.js';
 import { BusyClock } from '../io/busy-clock.js';
@@ -324,8 +325,12 @@ export class ParallelGunzip extends Duplex {
       // Delivered in order, so no fallback can need its input again.
       if (!piece.final) this.recycleInput(piece.input);
       this.lent.add(data.buffer as ArrayBuffer);
-      // Each piece's CRC-32 came from the thread that inflated it.
-      this.crc = crc32Combine(this.crc, piece.result.crc, data.length);
+      // Each piece's CRC-32 came from the thread that inflated it (an addon built before pieces
+      // reported one leaves it to this thread).
+      this.crc =
+        typeof piece.result.crc === 'number'
+          ? crc32Combine(this.crc, piece.result.crc, data.length)
+          : zlib.crc32(data, this.crc);
       this.size = (this.size + data.length) % 0x1_0000_0000;
       this.remember(data);
       if (data.length > 0) this.wantsData = this.push(data);
