@@ -219,7 +219,9 @@ function oursUnbundle(id, bundle, imageSize, extra = [], manifest = 'img.manifes
     if (written.length !== 1) throw new Error(`${id}: unbundle left ${written.join(', ')}`);
     if (extra.length === 0 && fs.statSync(path.join(out, written[0])).size !== imageSize)
       throw new Error(`${id}: restored image has the wrong size`);
-    return record(id, { ...r, stdout: undefined, dataBytes: bundle.dataBytes });
+    // Where the run's time went, as the command itself measured it (its JSON `done` event).
+    const stages = events(r.stdout).find((e) => e.type === 'done')?.stages;
+    return record(id, { ...r, stdout: undefined, dataBytes: bundle.dataBytes, stages });
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
@@ -494,8 +496,40 @@ function restoreReport() {
     }
     L.push('', `Restore ratios${tag} (wall time; information, not a test):`);
     L.push(...table(['ratio', 'wall', 'CPU', 'target (wall)', 'mark'], rows));
+    L.push(...stageTable(tag, ['ours unbundle', 'ours unbundle zstd', 'ours unbundle ec2']));
   }
   return L;
+}
+
+/**
+ * Where each restore's time went, from the `stages` of its JSON `done` event: a stage's busy
+ * seconds are the wall time it had work under way (queued for a core or running), the rest of the
+ * restore it waited; the threads' rows are CPU seconds. The stage busy for most of the restore is
+ * the one the others waited on.
+ */
+function stageTable(tag, bases) {
+  const runs = bases.map((b) => [b, results.get(`${b}${tag}`)]).filter(([, r]) => r?.stages);
+  if (runs.length === 0) return [];
+  const names = runs[0][1].stages.map((s) => s.stage);
+  const rows = names.map((name) => [
+    name,
+    ...runs.map(([, r]) => {
+      const s = r.stages.find((x) => x.stage === name);
+      if (!s) return 'n/a';
+      return s.busySeconds !== undefined
+        ? `${s.busySeconds.toFixed(2)} busy${s.cpuSeconds !== undefined ? `, ${s.cpuSeconds.toFixed(2)} CPU` : ''}`
+        : `${s.cpuSeconds.toFixed(2)} CPU`;
+    }),
+  ]);
+  rows.push(['(process wall s)', ...runs.map(([, r]) => r.wall.toFixed(2))]);
+  return [
+    '',
+    `Restore stages${tag}: seconds a stage had work under way (busy: queued or running; the rest of the run it waited), and the threads' CPU seconds`,
+    ...table(
+      ['stage', ...runs.map(([b]) => b.replace('ours unbundle', 'unbundle').trim() || 'unbundle')],
+      rows,
+    ),
+  ];
 }
 
 function report(images) {
