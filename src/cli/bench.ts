@@ -4,14 +4,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeBenchKeys } from '../bench/bench-keys.js';
-import { measureEndToEnd } from '../bench/end-to-end.js';
+import { measureEndToEnd, type EndToEndOptions } from '../bench/end-to-end.js';
 import { formatReport, type BenchReport, type EndToEndResult } from '../bench/report.js';
 import { measureStages, type CompressRun } from '../bench/stages.js';
 import { writeSyntheticImage } from '../bench/synthetic-image.js';
 import { COMPRESSION_CODECS, LEVEL_RANGE, type CompressionCodec } from '../codec/compression.js';
 import { UsageError } from '../errors.js';
 import { ownPeakRssBytes } from '../io/peak-rss.js';
-import type { Command } from './command.js';
+import type { Command, RunContext } from './command.js';
 import { flag } from './flag-catalog.js';
 import type { ParsedOptions } from './options.js';
 
@@ -67,6 +67,30 @@ export function parseLevels(items: readonly string[], codecs: readonly Compressi
   }
   const order = (c: CompressionCodec): number => codecs.indexOf(c);
   return runs.sort((a, b) => order(a.codec) - order(b.codec) || a.level - b.level);
+}
+
+/**
+ * The end-to-end runs with throw-away keys, each streamed as an event as it is measured; a row that
+ * cannot be made here is one warning line, kept for the report.
+ */
+async function measureWholeImage(
+  ctx: RunContext,
+  opts: Omit<EndToEndOptions, 'keys'>,
+): Promise<{ results: EndToEndResult[]; skipped: string[] }> {
+  const skipped: string[] = [];
+  const keyDir = await fs.promises.mkdtemp(path.join(opts.workDir, 'keys-'));
+  const results = await measureEndToEnd({
+    ...opts,
+    keys: await writeBenchKeys(keyDir),
+    signal: ctx.signal,
+    onResult: (r) => ctx.out.event({ type: 'end-to-end', ...r }),
+    onProgress: (line) => ctx.out.info(line),
+    onSkip: (line) => {
+      skipped.push(line);
+      ctx.out.warn(line);
+    },
+  });
+  return { results, skipped };
 }
 
 export const benchCommand: Command = {
@@ -235,27 +259,16 @@ holds everything. Nothing is kept: every file is removed at the end.`,
         onProgress: (line) => ctx.out.info(line),
       });
 
-      let e2e: EndToEndResult[] = [];
-      const skipped: string[] = [];
-      if (endToEnd) {
-        const keyDir = await fs.promises.mkdtemp(path.join(workDir, 'keys-'));
-        e2e = await measureEndToEnd({
-          imagePath,
-          imageBytes: staged.image.size,
-          workDir,
-          keys: await writeBenchKeys(keyDir),
-          codecs,
-          threads,
-          ec2Layout: opts.flag('ec2Layout'),
-          signal: ctx.signal,
-          onResult: (r) => ctx.out.event({ type: 'end-to-end', ...r }),
-          onProgress: (line) => ctx.out.info(line),
-          onSkip: (line) => {
-            skipped.push(line);
-            ctx.out.warn(line);
-          },
-        });
-      }
+      const { results: e2e, skipped } = endToEnd
+        ? await measureWholeImage(ctx, {
+            imagePath,
+            imageBytes: staged.image.size,
+            workDir,
+            codecs,
+            threads,
+            ec2Layout: opts.flag('ec2Layout'),
+          })
+        : { results: [], skipped: [] };
 
       const report: BenchReport = {
         image: { ...staged.image, path: imagePath, generated: imageGiven === undefined },
