@@ -86,6 +86,9 @@ function measure(argv, env = {}) {
     throw new Error(
       `${argv.slice(1, 3).join(' ')}… failed (exit ${r.status}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`,
     );
+  // A warning from Node or the SDK is something a user would see: show it, do not hide it.
+  for (const line of r.stderr.split('\n').filter((l) => /warning/i.test(l)))
+    log(`WARNING from ${argv.slice(1, 3).join(' ')}: ${line}`);
   const [wall, user, sys, rssKiB] = timeOut.split(' ').map(Number);
   return { wall, cpu: user + sys, rss: rssKiB * 1024, stdout: r.stdout, stderr: r.stderr };
 }
