@@ -118,6 +118,8 @@ export interface EndToEndEvent {
   readonly command: 'bundle-image' | 'unbundle';
   readonly codec: string;
   readonly level: number;
+  /** Whose bundle: amibundle's own or the ec2-ami-tools layout (tar -cS | gzip -9 | openssl enc). */
+  readonly layout: 'amibundle' | 'ec2-ami-tools';
   readonly seconds: number;
   readonly dataMbPerSecond: number;
 }

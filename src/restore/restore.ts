@@ -140,7 +140,7 @@ async function* verifiedParts(
     while (pending.length < ahead && next < parts.length) {
       const p = parts[next++]!;
       const into = spare.pop() ?? Buffer.allocUnsafeSlow(MAX_PART_BYTES);
-      const read = clocks.read.time(source.readPart(p.filename, p.index, into));
+      const read = clocks.read.time(() => source.readPart(p.filename, p.index, into));
       read.catch(() => undefined); // surfaced when awaited below, in order
       pending.push({ read, into });
     }
@@ -151,7 +151,7 @@ async function* verifiedParts(
     const { read, into } = pending.shift()!;
     const data = await read;
     if (readerChecksPart(source, part.filename, part.digest)) {
-      const sha1 = await clocks.verify.time(partSha1(data));
+      const sha1 = await clocks.verify.time(() => partSha1(data));
       if (sha1 !== part.digest)
         throw new BundleError(
           `part ${part.filename} is corrupt: SHA-1 ${sha1} does not match the manifest's ${part.digest}`,
@@ -198,7 +198,7 @@ async function* decryptedParts(
       release();
       continue;
     }
-    await clock.time(aes.update(data));
+    await clock.time(() => aes.update(data));
     if (held) yield { data: held, release: keep };
     held = Buffer.from(data.subarray(data.length - 16));
     yield { data: data.subarray(0, data.length - 16), release };
@@ -309,8 +309,8 @@ class UntarSink extends Writable {
     }
     // Hashed on the threadpool while the reader parses and writes it; released when both are done.
     Promise.all([
-      this.clocks.hash.time(this.sha1.update(chunk)),
-      this.clocks.write.time(this.reader.write(chunk)),
+      this.clocks.hash.time(() => this.sha1.update(chunk)),
+      this.clocks.write.time(() => this.reader.write(chunk)),
     ]).then(() => {
       this.release(chunk);
       done();
