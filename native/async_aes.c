@@ -116,11 +116,8 @@ static napi_value aes_update(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2)
     return throw_type(env, "aesCbcDecryptUpdate(ctx, data)");
-  napi_valuetype type;
-  void *ctx = NULL;
-  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external ||
-      napi_get_value_external(env, argv[0], &ctx) != napi_ok || !ctx)
-    return throw_type(env, "ctx must come from aesCbcDecryptCreate");
+  EVP_CIPHER_CTX *ctx = get_external(env, argv[0]);
+  if (!ctx) return throw_type(env, "ctx must come from aesCbcDecryptCreate");
   update_job *job = calloc(1, sizeof *job);
   if (!job) return throw_type(env, "out of memory");
   const unsigned char *bytes;

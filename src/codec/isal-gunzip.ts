@@ -158,7 +158,7 @@ export class IsalGunzip extends Duplex {
       if (this.destroyed) return;
       const output = this.spareOutputs.pop() ?? Buffer.allocUnsafeSlow(OUTPUT_CHUNK);
       const piece = input.subarray(at);
-      const r = await this.busy.time(this.native.inflateStreamRun(this.stream, piece, output));
+      const r = await this.busy.time(() => this.native.inflateStreamRun(this.stream, piece, output));
       if (this.destroyed) return;
       if (r.error < 0) throw new BundleError(`gzip data is corrupt (igzip error ${r.error})`, GUNZIP_HINT);
       at += r.consumed;

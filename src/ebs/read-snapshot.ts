@@ -7,6 +7,7 @@
 // valid and retry"), under the same bounded retry policy as every other request, in the same one
 // loop, never nested. Blocks not listed are holes: they are never written.
 import crypto from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetSnapshotBlockCommand, ListSnapshotBlocksCommand } from '@aws-sdk/client-ebs';
 import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
@@ -258,8 +259,10 @@ export async function readSnapshotBlocks(
   const stats: ReadStats = { blocks: 0, dataBytes: 0, pages: 0, getRequests: 0, checksumRetries: 0 };
   const stop = new AbortController();
   const abort = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
-  const window: { index: number; data: Promise<Buffer> }[] = [];
+  // Every request in flight (and every back-off sleep) listens on it: no leak warning past 10.
   const concurrency = Math.max(1, opts.conn.concurrency);
+  setMaxListeners(concurrency * 3 + 16, abort);
+  const window: { index: number; data: Promise<Buffer> }[] = [];
   const total = facts.volumeGiB * GIB;
 
   const writeHead = async (): Promise<void> => {

@@ -21,11 +21,14 @@ export class BusyClock {
     if (--this.inFlight === 0) this.busyNs += process.hrtime.bigint() - this.since;
   }
 
-  /** Brackets `work`, which may fail: the interval ends either way. */
-  async time<T>(work: Promise<T>): Promise<T> {
+  /**
+   * Brackets `work()` from its call (work a fallback does synchronously counts too) until its
+   * promise settles, either way.
+   */
+  async time<T>(work: () => Promise<T>): Promise<T> {
     this.begin();
     try {
-      return await work;
+      return await work();
     } finally {
       this.end();
     }

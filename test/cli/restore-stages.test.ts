@@ -18,7 +18,7 @@ afterAll(() => tmp.remove());
 
 const member = (size: number): MemberInfo => ({ name: 'img', mode: 0o644, mtime: 1400000000, size });
 
-async function restore(data: Buffer, partSize: number, extra: string[] = []) {
+async function restore(data: Buffer, partSize: number, extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const work = fs.mkdtempSync(path.join(tmp.dir, `p${partSize}-`));
   const bundle = path.join(work, 'bundle');
   const dest = path.join(work, 'dest');
@@ -26,18 +26,22 @@ async function restore(data: Buffer, partSize: number, extra: string[] = []) {
   fs.mkdirSync(dest);
   const tar = tarOfMembers([{ info: member(data.length), data }]);
   const manifest = craftBundle(bundle, 'img', tar, { partSize, size: data.length });
-  const r = await runCli('amibundle', [
-    'unbundle',
-    '-m',
-    manifest,
-    '-k',
-    path.join(keysDir, 'user-key.pem'),
-    '-s',
-    bundle,
-    '-d',
-    dest,
-    ...extra,
-  ]);
+  const r = await runCli(
+    'amibundle',
+    [
+      'unbundle',
+      '-m',
+      manifest,
+      '-k',
+      path.join(keysDir, 'user-key.pem'),
+      '-s',
+      bundle,
+      '-d',
+      dest,
+      ...extra,
+    ],
+    { env },
+  );
   return { r, image: path.join(dest, 'img'), parts: fs.readdirSync(bundle).length - 1 };
 }
 
@@ -59,17 +63,33 @@ describe('restore decrypts parts in place', () => {
   });
 });
 
+function doneStages(stdout: string) {
+  const done = stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((e) => e['type'] === 'done')!;
+  return {
+    wall: done['seconds'] as number,
+    stages: done['stages'] as { stage: string; busySeconds?: number; cpuSeconds?: number }[],
+  };
+}
+
 describe("unbundle's done event", () => {
+  it('counts the fallbacks that work synchronously (no addon: SHA-1 and AES on the event loop)', async () => {
+    const data = crypto.randomBytes(4 * 1024 * 1024);
+    const { r } = await restore(data, 10 * 1024 * 1024, ['--json'], { AMIBUNDLE_NO_NATIVE: '1' });
+    expect(r.code, r.stderr).toBe(0);
+    const { stages } = doneStages(r.stdout);
+    for (const name of ['SHA-1 of parts', 'decrypt', 'SHA-1 of tar'])
+      expect(stages.find((s) => s.stage === name)?.busySeconds, name).toBeGreaterThan(0);
+  });
+
   it('carries each restore stage with its busy seconds, and the threads with their CPU seconds', async () => {
     const data = crypto.randomBytes(2 * 1024 * 1024);
     const { r } = await restore(data, 10 * 1024 * 1024, ['--json']);
     expect(r.code, r.stderr).toBe(0);
-    const done = r.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((e) => e['type'] === 'done')!;
-    const stages = done['stages'] as { stage: string; busySeconds?: number; cpuSeconds?: number }[];
+    const { wall, stages } = doneStages(r.stdout);
     expect(stages.map((s) => s.stage)).toEqual([
       'read parts',
       'SHA-1 of parts',
@@ -80,7 +100,6 @@ describe("unbundle's done event", () => {
       'main thread',
       'other threads',
     ]);
-    const wall = done['seconds'] as number;
     for (const s of stages.slice(0, 7)) {
       expect(s.busySeconds, s.stage).toBeGreaterThan(0);
       // Busy time is wall time with work under way: never more than the run itself.

@@ -124,12 +124,22 @@ describe('BusyClock', () => {
     expect(clock.seconds).toBeCloseTo(0.225, 6);
   });
 
+  it('counts what a work function does synchronously before its promise exists', async () => {
+    vi.useFakeTimers({ toFake: ['hrtime'] });
+    const clock = new BusyClock();
+    await clock.time(() => {
+      vi.advanceTimersByTime(30); // a fallback hashing on the spot
+      return Promise.resolve();
+    });
+    expect(clock.seconds).toBeCloseTo(0.03, 6);
+  });
+
   it('counts work still under way up to now, and ignores an unmatched end', async () => {
     vi.useFakeTimers({ toFake: ['hrtime'] });
     const clock = new BusyClock();
     clock.end();
     let finish!: () => void;
-    const work = clock.time(new Promise<void>((resolve) => (finish = resolve)));
+    const work = clock.time(() => new Promise<void>((resolve) => (finish = resolve)));
     vi.advanceTimersByTime(40);
     expect(clock.seconds).toBeCloseTo(0.04, 6);
     finish();
