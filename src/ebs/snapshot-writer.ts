@@ -18,10 +18,9 @@ import {
   StartSnapshotCommand,
   type Tag,
 } from '@aws-sdk/client-ebs';
-import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import type { Reporter } from '../events.js';
 import { BundleError } from '../errors.js';
-import type { EbsClients } from './clients.js';
+import { loadEc2Sdk, type EbsClients } from './clients.js';
 import { BLOCK_SIZE, type EbsConnectionConfig } from './connection.js';
 import type { Journal } from './journal.js';
 import { withEbsRetry, type EbsRetryHooks, type EbsTarget } from './retry.js';
@@ -61,6 +60,23 @@ export function linearChecksum(blocks: ReadonlyMap<number, string>): string {
   for (const index of [...blocks.keys()].sort((a, b) => a - b))
     hash.update(Buffer.from(blocks.get(index)!, 'base64'));
   return hash.digest('base64');
+}
+
+/**
+ * The block's SHA-256 is also the SigV4 payload hash: sent as x-amz-content-sha256, it spares
+ * the signer hashing every 512 KiB body a second time (CPU on the path of every request).
+ */
+function withPayloadHash(command: PutSnapshotBlockCommand, checksum: string): PutSnapshotBlockCommand {
+  const hex = Buffer.from(checksum, 'base64').toString('hex');
+  command.middlewareStack.add(
+    (next) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = hex;
+      return next(args);
+    },
+    { step: 'build', name: 'amibundlePayloadHash' },
+  );
+  return command;
 }
 
 interface ParentInfo {
@@ -169,6 +185,7 @@ export class SnapshotWriter {
   }
 
   private async describe(id: string, notFoundMayClear: boolean) {
+    const { DescribeSnapshotsCommand } = await loadEc2Sdk();
     const res = await this.retry(
       { op: 'DescribeSnapshots', snapshotId: id },
       () =>
@@ -235,8 +252,9 @@ export class SnapshotWriter {
 
   /**
    * Takes the block at `index` (blocks come in ascending order; `data` is exactly 512 KiB and is
-   * not touched again by the caller until `release` is called). Resolves once there is room for
-   * another block in flight.
+   * not touched again by the caller until `release` is called). Resolves once its request is
+   * under way, so the caller can prepare the next block while this one waits for a slot or is
+   * in flight (at most concurrency + 1 blocks held).
    */
   async block(
     index: number,
@@ -250,7 +268,12 @@ export class SnapshotWriter {
     if (index >= this.volumeBlocks)
       throw new BundleError(`block ${index} lies beyond the ${this.request.volumeGiB} GiB volume`);
     this.nextIndex = index + 1;
-    const task = this.handle(index, data, zero)
+    // Hashed now, while the blocks before it are in flight: a slot that frees up is refilled by a
+    // request that is ready to go, not one that must first be hashed.
+    const checksum = zero ? ZERO_CHECKSUM : sha256(data);
+    while (this.inFlight.size >= this.conn.concurrency) await Promise.race(this.inFlight);
+    this.throwIfFailed();
+    const task = this.handle(index, data, zero, checksum)
       .catch((err: unknown) => {
         this.failure ??= err instanceof Error ? err : new Error(String(err));
       })
@@ -259,12 +282,9 @@ export class SnapshotWriter {
         this.inFlight.delete(task);
       });
     this.inFlight.add(task);
-    while (this.inFlight.size >= this.conn.concurrency) await Promise.race(this.inFlight);
-    this.throwIfFailed();
   }
 
-  private async handle(index: number, data: Buffer, zero: boolean): Promise<void> {
-    const checksum = zero ? ZERO_CHECKSUM : sha256(data);
+  private async handle(index: number, data: Buffer, zero: boolean, checksum: string): Promise<void> {
     if (this.written.get(index) === checksum) {
       this.stats.blocksResumed++;
       return;
@@ -285,15 +305,18 @@ export class SnapshotWriter {
       { op: 'PutSnapshotBlock', snapshotId, block: index },
       () =>
         this.clients.ebs.send(
-          new PutSnapshotBlockCommand({
-            SnapshotId: snapshotId,
-            BlockIndex: index,
-            BlockData: zero ? ZERO_BLOCK : data,
-            DataLength: BLOCK_SIZE,
-            Checksum: checksum,
-            ChecksumAlgorithm: 'SHA256',
-            Progress: progress,
-          }),
+          withPayloadHash(
+            new PutSnapshotBlockCommand({
+              SnapshotId: snapshotId,
+              BlockIndex: index,
+              BlockData: zero ? ZERO_BLOCK : data,
+              DataLength: BLOCK_SIZE,
+              Checksum: checksum,
+              ChecksumAlgorithm: 'SHA256',
+              Progress: progress,
+            }),
+            checksum,
+          ),
           { abortSignal: this.signal },
         ),
       // Right after StartSnapshot the new snapshot may not be visible yet.
