@@ -13,6 +13,7 @@
 
 #include <node_api.h>
 
+#include "async_aes.h"
 #include "async_sha1.h"
 #include "isal.h"
 #include "libdeflate_engine.h"
@@ -363,6 +364,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
 #endif
   if (register_libdeflate(env, exports) != 0) return NULL;
   if (register_async_sha1(env, exports) != 0) return NULL;
+  if (register_async_aes(env, exports) != 0) return NULL;
   if (register_isal_stream(env, exports) != 0) return NULL;
   return exports;
 }

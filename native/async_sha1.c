@@ -58,14 +58,6 @@ static napi_value sha1_create(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static EVP_MD_CTX *get_ctx(napi_env env, napi_value v) {
-  napi_valuetype type;
-  void *ctx = NULL;
-  if (napi_typeof(env, v, &type) != napi_ok || type != napi_external) return NULL;
-  if (napi_get_value_external(env, v, &ctx) != napi_ok) return NULL;
-  return ctx;
-}
-
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
@@ -104,7 +96,7 @@ static napi_value sha1_update(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2)
     return throw_type(env, "sha1Update(ctx, data)");
-  EVP_MD_CTX *ctx = get_ctx(env, argv[0]);
+  EVP_MD_CTX *ctx = get_external(env, argv[0]);
   if (!ctx) return throw_type(env, "ctx must come from sha1Create");
   update_job *job = calloc(1, sizeof *job);
   if (!job) return throw_type(env, "out of memory");
@@ -128,7 +120,7 @@ static napi_value sha1_digest(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1)
     return throw_type(env, "sha1Digest(ctx)");
-  EVP_MD_CTX *ctx = get_ctx(env, argv[0]);
+  EVP_MD_CTX *ctx = get_external(env, argv[0]);
   if (!ctx) return throw_type(env, "ctx must come from sha1Create");
   unsigned char md[64];
   unsigned int n = 0;

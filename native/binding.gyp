@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "amibundle_native",
-      "sources": ["amibundle_native.c", "libdeflate_engine.c", "deflate_walk.c", "isal.c", "isal_stream.c", "async_sha1.c"],
+      "sources": ["amibundle_native.c", "libdeflate_engine.c", "deflate_walk.c", "isal.c", "isal_stream.c", "async_sha1.c", "async_aes.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
       "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra"],
       "cflags!": ["-O2", "-O1", "-O0"],

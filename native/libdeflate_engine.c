@@ -39,6 +39,7 @@ static struct {
   struct libdeflate_decompressor *(*alloc_decompressor)(void);
   int (*decompress_ex)(struct libdeflate_decompressor *, const void *, size_t, void *, size_t, size_t *,
                        size_t *);
+  uint32_t (*crc32)(uint32_t, const void *, size_t);
 } ld;
 
 static int load_libdeflate(void) {
@@ -49,7 +50,9 @@ static int load_libdeflate(void) {
   *(void **)&ld.compress_bound = dlsym(h, "libdeflate_deflate_compress_bound");
   *(void **)&ld.alloc_decompressor = dlsym(h, "libdeflate_alloc_decompressor");
   *(void **)&ld.decompress_ex = dlsym(h, "libdeflate_deflate_decompress_ex");
-  return ld.alloc_compressor && ld.compress && ld.compress_bound && ld.alloc_decompressor && ld.decompress_ex;
+  *(void **)&ld.crc32 = dlsym(h, "libdeflate_crc32");
+  return ld.alloc_compressor && ld.compress && ld.compress_bound && ld.alloc_decompressor && ld.decompress_ex &&
+         ld.crc32;
 }
 
 /* One compressor per level and one decompressor per pool thread, kept for the thread's life:
@@ -198,6 +201,7 @@ typedef struct {
   int final;
   size_t written;
   size_t consumed;
+  uint32_t crc;
   int result;
   const char *error;
 } inflate_piece_job;
@@ -227,10 +231,14 @@ static void inflate_piece_execute(napi_env env, void *data) {
     in_len += 2;
   }
   size_t used_in = 0, used_out = 0;
-  job->result = use_isal ? isal_inflate_whole(in, in_len, job->output, job->capacity, &used_in, &used_out)
+  uint32_t crc = 0;
+  job->result = use_isal ? isal_inflate_whole(in, in_len, job->output, job->capacity, &used_in, &used_out, &crc)
                          : ld.decompress_ex(thread_decompressor, in, in_len, job->output, job->capacity,
                                             &used_in, &used_out);
   free(copy);
+  /* The piece's own CRC-32, here where its output is still in cache (the caller combines them). */
+  if (!use_isal && job->result == LD_SUCCESS) crc = ld.crc32(0, job->output, used_out);
+  job->crc = crc;
   job->written = used_out;
   job->consumed = job->final ? used_in : (used_in >= 2 ? used_in - 2 : 0);
   /* Not one of our pieces unless the appended end block was reached exactly at the end. */
@@ -252,6 +260,9 @@ static void inflate_piece_complete(napi_env env, napi_status status, void *data)
     napi_set_named_property(env, result, "consumed", consumed);
     napi_create_double(env, job->result == LD_SUCCESS ? (double)job->written : 0.0, &written);
     napi_set_named_property(env, result, "written", written);
+    napi_value crc;
+    napi_create_uint32(env, job->crc, &crc);
+    napi_set_named_property(env, result, "crc", crc);
     napi_resolve_deferred(env, job->deferred, result);
   }
   napi_delete_reference(env, job->input_ref);

@@ -43,6 +43,15 @@ static inline napi_status malloced_buffer(napi_env env, void *data, size_t len, 
   return status;
 }
 
+/* The pointer held by an external made by this addon (a context); NULL for anything else. */
+static inline void *get_external(napi_env env, napi_value v) {
+  napi_valuetype type;
+  void *p = NULL;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_external) return NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
+  return p;
+}
+
 static inline void reject_with(napi_env env, napi_deferred deferred, const char *text) {
   napi_value msg, error;
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);

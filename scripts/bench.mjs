@@ -11,7 +11,8 @@
 // ec2-ami-tools layout (`tar -cS | gzip -9 | openssl enc`, one gzip member), and every --format,
 // against the reference restore (`openssl enc -d | gunzip | tar -xS`, plus `qemu-img convert` for
 // the disk formats). Options: --images lib,usr (which images; default both), --restore-only
-// (skip the bundle-side runs, the growth runs and the stage table).
+// (skip the bundle-side runs, the growth runs and the stage table), --bin PATH (measure that copy
+// of bin/amibundle.js, e.g. the installed one, instead of this checkout).
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -20,7 +21,12 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const bin = path.join(root, 'bin/amibundle.js');
+// --bin PATH measures another copy, e.g. the installed one (PREFIX/lib/node_modules/amibundle/bin/amibundle.js).
+const binGiven = process.argv.indexOf('--bin');
+const bin =
+  binGiven >= 0 && process.argv[binGiven + 1]
+    ? path.resolve(process.argv[binGiven + 1])
+    : path.join(root, 'bin/amibundle.js');
 const makeImage = path.join(root, 'scripts/make-bench-image.sh');
 const imagesDir = '/var/tmp/amibundle-bench';
 const GNU_TIME = '/usr/bin/time';
@@ -76,6 +82,7 @@ function checkTools() {
       `missing tools: ${missing.map(([t]) => t).join(', ')}; install them with: apt-get install -y --no-install-recommends ${[...new Set(missing.map(([, p]) => p))].join(' ')}`,
     );
   if (!fs.existsSync(makeImage)) fail(`${makeImage} not found: the benchmark images are built with it`);
+  if (!fs.existsSync(bin)) fail(`--bin ${bin}: no such file; give the amibundle.js of the copy to measure`);
 }
 
 function build() {
@@ -219,7 +226,9 @@ function oursUnbundle(id, bundle, imageSize, extra = [], manifest = 'img.manifes
     if (written.length !== 1) throw new Error(`${id}: unbundle left ${written.join(', ')}`);
     if (extra.length === 0 && fs.statSync(path.join(out, written[0])).size !== imageSize)
       throw new Error(`${id}: restored image has the wrong size`);
-    return record(id, { ...r, stdout: undefined, dataBytes: bundle.dataBytes });
+    // Where the run's time went, as the command itself measured it (its JSON `done` event).
+    const stages = events(r.stdout).find((e) => e.type === 'done')?.stages;
+    return record(id, { ...r, stdout: undefined, dataBytes: bundle.dataBytes, stages });
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
@@ -420,6 +429,7 @@ function runRows(ids, labels, r9) {
 
 /** What was measured where: machine, tools, engines, images. */
 function header(images) {
+  const measured = `Measured: ${bin}${binGiven >= 0 ? '' : ' (this checkout; --bin PATH measures another copy, e.g. the installed one)'}`;
   const L = ['amibundle benchmark (npm run bench)', ''];
   L.push(
     `Machine: ${cpus} CPU(s) (${os.cpus()[0]?.model ?? '?'}), ${mib(os.totalmem())} RAM, Node ${process.version}; shared machine: load average at start ${images.loadStart.map((l) => l.toFixed(2)).join(' ')}, at end ${os
@@ -427,6 +437,7 @@ function header(images) {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
+  L.push(measured);
   L.push(`Tools: ${images.versions}`);
   L.push(`Native engines: ${images.engines}`);
   L.push(
@@ -494,8 +505,40 @@ function restoreReport() {
     }
     L.push('', `Restore ratios${tag} (wall time; information, not a test):`);
     L.push(...table(['ratio', 'wall', 'CPU', 'target (wall)', 'mark'], rows));
+    L.push(...stageTable(tag, ['ours unbundle', 'ours unbundle zstd', 'ours unbundle ec2']));
   }
   return L;
+}
+
+/**
+ * Where each restore's time went, from the `stages` of its JSON `done` event: a stage's busy
+ * seconds are the wall time it had work under way (queued for a core or running), the rest of the
+ * restore it waited; the threads' rows are CPU seconds. The stage busy for most of the restore is
+ * the one the others waited on.
+ */
+function stageTable(tag, bases) {
+  const runs = bases.map((b) => [b, results.get(`${b}${tag}`)]).filter(([, r]) => r?.stages);
+  if (runs.length === 0) return [];
+  const names = runs[0][1].stages.map((s) => s.stage);
+  const rows = names.map((name) => [
+    name,
+    ...runs.map(([, r]) => {
+      const s = r.stages.find((x) => x.stage === name);
+      if (!s) return 'n/a';
+      return s.busySeconds !== undefined
+        ? `${s.busySeconds.toFixed(2)} busy${s.cpuSeconds !== undefined ? `, ${s.cpuSeconds.toFixed(2)} CPU` : ''}`
+        : `${s.cpuSeconds.toFixed(2)} CPU`;
+    }),
+  ]);
+  rows.push(['(process wall s)', ...runs.map(([, r]) => r.wall.toFixed(2))]);
+  return [
+    '',
+    `Restore stages${tag}: seconds a stage had work under way (busy: queued or running; the rest of the run it waited), and the threads' CPU seconds`,
+    ...table(
+      ['stage', ...runs.map(([b]) => b.replace('ours unbundle', 'unbundle').trim() || 'unbundle')],
+      rows,
+    ),
+  ];
 }
 
 function report(images) {
@@ -712,7 +755,7 @@ async function main() {
   const { loadAddon } = await import(pathToFileURL(path.join(root, 'dist/io/native.js')).href);
   const addon = loadAddon().addon;
   const engines = addon
-    ? `gzip deflate ${addon.deflatePiece ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}, unmarked gzip ${addon.inflateStreamRun ? 'isa-l streaming' : 'zlib'}`
+    ? `gzip deflate ${addon.deflatePiece ? 'libdeflate' : 'zlib'}, parallel inflate ${addon.inflateEngine ?? 'none (zlib, sequential)'}, unmarked gzip ${addon.inflateStreamRun ? 'isa-l streaming' : 'zlib'}, restore AES ${addon.aesCbcDecryptUpdate ? 'in place on the threadpool' : 'node decipher'}`
     : `addon not built (${loadAddon().error}): TypeScript fallbacks`;
   const images = {
     loadStart,

@@ -118,6 +118,8 @@ export interface EndToEndEvent {
   readonly command: 'bundle-image' | 'unbundle';
   readonly codec: string;
   readonly level: number;
+  /** Whose bundle: amibundle's own or the ec2-ami-tools layout (tar -cS | gzip -9 | openssl enc). */
+  readonly layout: 'amibundle' | 'ec2-ami-tools';
   readonly seconds: number;
   readonly dataMbPerSecond: number;
 }
@@ -135,6 +137,17 @@ export interface SnapshotEvent {
 export type SignatureReport =
   | { readonly verified: true; readonly with: 'cert' | 'privatekey'; readonly cert?: string | undefined }
   | { readonly verified: false; readonly reason: string };
+
+/**
+ * Where a restore's time went, on unbundle's `done` (the bench prints it): a stage's busy time
+ * (io/busy-clock.ts: wall seconds it had work under way, queued or running), and for the threads
+ * their CPU seconds (io/thread-cpu.ts).
+ */
+export interface StageBusy {
+  readonly stage: string;
+  readonly busySeconds?: number;
+  readonly cpuSeconds?: number;
+}
 
 /** The result of a command. */
 export type DoneEvent = { readonly type: 'done' } & (
@@ -161,6 +174,8 @@ export type DoneEvent = { readonly type: 'done' } & (
       readonly signatureVerified: boolean;
       readonly signature: SignatureReport;
       readonly seconds: number;
+      /** Busy seconds per restore stage: where the wall time went. */
+      readonly stages: readonly StageBusy[];
     }
   | {
       readonly command: 'verify';
@@ -307,7 +322,17 @@ export const EVENT_FIELDS = {
   stage: ['stage', 'seconds', 'mbPerSecond', 'dataMbPerSecond'],
   'end-to-end': ['command', 'codec', 'level', 'seconds', 'dataMbPerSecond'],
   snapshot: ['snapshotId', 'state', 'journal'],
-  done: ['command', 'manifest', 'imageLocation', 'size', 'bundledSize', 'digest', 'parts', 'seconds'],
+  done: [
+    'command',
+    'manifest',
+    'imageLocation',
+    'size',
+    'bundledSize',
+    'digest',
+    'parts',
+    'seconds',
+    'stages',
+  ],
   error: ['exitCode', 'message'],
 } as const satisfies { readonly [T in EventType]: readonly FieldsOf<T>[] };
 

@@ -30,12 +30,13 @@ import { PART_SIZE } from '../format/part-name.js';
 import { sha1HexSync as sha1Of } from '../io/async-sha1.js';
 import type { Extent } from '../io/extents.js';
 import { READ_SIZE } from '../bundle/tar-stream.js';
+import { BufferRing } from '../bundle/buffer-ring.js';
+import { compressThrough, READ_BUFFERS } from '../bundle/feed.js';
 import { ImageWriter } from '../restore/image-writer.js';
 import { mbPerSecond, timed, type Timing } from './measure.js';
 import type { BenchReport, StageName, StageResult } from './report.js';
 import { formatBytes } from '../format-bytes.js';
 
-/** The read size tarStream() uses, so the sample is read the way a bundle reads. */
 /** Chunks between compressor, cipher and splitter (the codecs emit at most 64 KiB at a time). */
 const STREAM_CHUNK = 64 * 1024;
 
@@ -77,6 +78,15 @@ function slices(buf: Buffer, size: number): Buffer[] {
   const out: Buffer[] = [];
   for (let at = 0; at < buf.length; at += size) out.push(buf.subarray(at, Math.min(at + size, buf.length)));
   return out;
+}
+
+/** `buf` cut into views of the given lengths, in turn: the tar stream as tarStream() yielded it. */
+async function* views(buf: Buffer, lengths: readonly number[]): AsyncGenerator<Buffer> {
+  let at = 0;
+  for (const n of lengths) {
+    yield buf.subarray(at, at + n);
+    at += n;
+  }
 }
 
 /** Counts what a pipeline produces and, given an arena, copies it there. */
@@ -203,6 +213,9 @@ export async function measureStages(opts: StageOptions): Promise<StagesResult> {
       seconds: t.seconds,
       cpuSeconds: t.cpuSeconds,
       cpuPercent: t.seconds > 0 ? (100 * t.cpuSeconds) / t.seconds : 0,
+      ...(t.waitSeconds !== undefined
+        ? { cpuWaitPercent: t.seconds > 0 ? (100 * t.waitSeconds) / t.seconds : 0 }
+        : {}),
       inputBytes,
       outputBytes,
       mbPerSecond: mbPerSecond(inputBytes, t.seconds),
@@ -237,6 +250,9 @@ export async function measureStages(opts: StageOptions): Promise<StagesResult> {
     readTiming = {
       seconds: planned.seconds + read.seconds,
       cpuSeconds: planned.cpuSeconds + read.cpuSeconds,
+      ...(planned.waitSeconds !== undefined && read.waitSeconds !== undefined
+        ? { waitSeconds: planned.waitSeconds + read.waitSeconds }
+        : {}),
     };
   } finally {
     await handle.close();
@@ -254,8 +270,19 @@ export async function measureStages(opts: StageOptions): Promise<StagesResult> {
   progress('Measuring tar, SHA-1...');
   const tarResult: TarStreamResult = { digest: '', length: 0 };
   const tarSink = new Collector(arena(memberHeaderBlocks(member).length + sampleData + 512 + RECORD));
+  // Read buffers from a ring, as bundle-image reads them; each chunk's length is kept, so that the
+  // compressor is later fed the very chunks bundle-image feeds it.
+  const ring = new BufferRing(READ_BUFFERS, READ_SIZE);
+  const tarChunkLengths: number[] = [];
   const tar = await timed(async () => {
-    for await (const c of tarStream(memoryImage(pieces), member, sampleExtents, tarResult)) tarSink.take(c);
+    const chunks = tarStream(memoryImage(pieces), member, sampleExtents, tarResult, undefined, () =>
+      ring.acquire(),
+    );
+    for await (const c of chunks) {
+      tarSink.take(c);
+      tarChunkLengths.push(c.length);
+      ring.release(c, Promise.resolve());
+    }
   });
   const tarData = tarSink.data;
   tarBytes = tarData.length;
@@ -268,8 +295,9 @@ export async function measureStages(opts: StageOptions): Promise<StagesResult> {
   record('sha1', sha, tarBytes, 20);
   checkAbort();
 
-  // compress: every codec/level, fed 1 MiB at a time as tarStream() yields; one output per codec
-  // is kept (copied out of the shared arena after the clock stopped) for encrypt and inflate.
+  // compress: every codec/level, driven by bundle-image's own compressThrough() with the chunks
+  // tarStream() yielded (header, 1 MiB reads, trailer); one output per codec is kept (copied out
+  // of the shared arena after the clock stopped) for encrypt and inflate.
   const kept = new Map<CompressionCodec, { level: number; data: Buffer }>();
   const keepLevel = new Map<CompressionCodec, number>();
   for (const { codec, level } of opts.compress) {
@@ -277,13 +305,15 @@ export async function measureStages(opts: StageOptions): Promise<StagesResult> {
     const def = LEVEL_RANGE[codec].default;
     if (best === undefined || Math.abs(level - def) < Math.abs(best - def)) keepLevel.set(codec, level);
   }
-  const tarChunks = slices(tarData, READ_SIZE);
   const compressArena = arena(compressBound(tarBytes));
   for (const { codec, level } of opts.compress) {
     progress(`Measuring compress ${codec}:${level}...`);
     const sink = new Collector(compressArena);
+    const compressor = createCompressor({ codec, level, threads: opts.threads });
     const t = await timed(() =>
-      run(tarChunks, createCompressor({ codec, level, threads: opts.threads }), sink, opts.signal),
+      compressThrough(views(tarData, tarChunkLengths), compressor, [sink], {
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      }),
     );
     if (keepLevel.get(codec) === level) kept.set(codec, { level, data: Buffer.from(sink.data) });
     record('compress', t, tarBytes, sink.bytes, {

@@ -4,9 +4,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { once } from 'node:events';
-import type { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { silentReporter, type Reporter } from '../events.js';
 import { createAesEncryptor } from '../codec/aes-cbc.js';
 import { createCompressor } from '../codec/compression.js';
@@ -28,40 +25,7 @@ import type { PartSink, StoredPart } from '../parts/part-sink.js';
 import { PartSplitter } from '../parts/part-splitter.js';
 import { READ_SIZE, tarStream, type TarStreamResult } from './tar-stream.js';
 import { BufferRing } from './buffer-ring.js';
-
-/** Read buffers in flight between the image and the compressor. */
-const READ_BUFFERS = 8;
-
-/**
- * Writes the tar stream into the compressor with back-pressure, handing each read buffer back to
- * the ring once the compressor has consumed it. Stops (and fails) when the rest of the pipeline does.
- */
-async function feed(
-  chunks: AsyncGenerator<Buffer>,
-  into: Writable,
-  ring: BufferRing,
-  downstream: Promise<void>,
-): Promise<void> {
-  const failed = downstream.then(
-    () => new Promise<never>(() => undefined),
-    (err: unknown) => Promise.reject(err instanceof Error ? err : new Error(String(err))),
-  );
-  try {
-    for await (const chunk of chunks) {
-      const consumed = new Promise<void>((resolve, reject) =>
-        into.write(chunk, (err) => (err ? reject(err) : resolve())),
-      );
-      consumed.catch(() => undefined); // the pipeline reports the error
-      ring.release(chunk, consumed);
-      if (into.writableNeedDrain) await Promise.race([once(into, 'drain'), failed]);
-    }
-    into.end();
-  } catch (err) {
-    into.destroy(err instanceof Error ? err : new Error(String(err)));
-    await downstream.catch(() => undefined);
-    throw err;
-  }
-}
+import { compressThrough, READ_BUFFERS } from './feed.js';
 
 /** A bundle name becomes a file name, a tar member name and an S3 key. */
 export function checkBundleName(name: string): string {
@@ -150,12 +114,7 @@ async function streamParts(
     out.event({ type: 'part', index, size: d.size, sha1: d.sha1 }),
   );
   const compressor = createCompressor(opts.compression);
-  const downstream = pipeline(
-    compressor,
-    createAesEncryptor(Buffer.from(secret.keyHex, 'hex'), Buffer.from(secret.ivHex, 'hex')),
-    splitter,
-    ...(opts.signal ? [{ signal: opts.signal }] : []),
-  );
+  const cipher = createAesEncryptor(Buffer.from(secret.keyHex, 'hex'), Buffer.from(secret.ivHex, 'hex'));
   // Read buffers are reused: each goes back to the ring once the compressor has copied it.
   const ring = new BufferRing(READ_BUFFERS, READ_SIZE);
   const chunks = tarStream(
@@ -169,7 +128,10 @@ async function streamParts(
     },
     () => ring.acquire(),
   );
-  await Promise.all([feed(chunks, compressor, ring, downstream), downstream]);
+  await compressThrough(chunks, compressor, [cipher, splitter], {
+    ring,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   out.endProgress();
 
   const count = splitter.parts.length;

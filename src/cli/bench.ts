@@ -134,10 +134,19 @@ export const benchCommand: Command = {
         defaultValue: true,
         help: 'Also bundle and unbundle the whole image with the CLI (one run per codec at its default level).',
       },
+      {
+        name: 'ec2Layout',
+        long: 'ec2-layout',
+        kind: 'flag',
+        negatable: true,
+        defaultValue: true,
+        help: 'End to end, also unbundle the image bundled in the ec2-ami-tools layout (tar -cS | gzip -9 | openssl enc).',
+      },
     ],
     examples: [
       'amibundle bench',
       'amibundle bench -i disk.img --levels 6 --codecs gzip --json',
+      'amibundle bench -i disk.img --no-ec2-layout',
       'amibundle bench --size 4096 --fill 30 --sample-mib 512 --tmp /var/tmp',
     ],
     manual: `Measures where the time of a bundle goes, on this machine.
@@ -150,14 +159,22 @@ level (size and ratio too), AES-128-CBC encrypt, split into 10 MiB parts with SH
 inflate (gunzip and zstd; the output is checked against the tar stream's SHA-1), and write (the
 sample's data into a sparse file under --tmp, as unbundle writes; page cache, no fsync). Reads
 may come from the page cache when the image was read or written recently. Each stage gets its
-input in the chunk sizes the pipeline uses, and what it produces is copied into memory mapped
+input in the chunk sizes the pipeline uses; compress is driven by bundle-image's own feeding code,
+with the chunks tarStream yielded (tar header, 1 MiB reads, trailer), and only the cipher and part
+splitter after it are replaced by a collector. What a stage produces is copied into memory mapped
 before the clock started, so no stage pays for keeping its output. The sample, its tar stream
 and the compressed copies take about 4 to 5 times --sample-mib of memory.
 
 End to end: 'amibundle bundle-image' and 'amibundle unbundle' of the whole image run as child
 processes, once per codec at its default level (gzip 6, zstd 3), with throw-away keys generated
-into a private directory. Wall time is measured; CPU time and peak RSS are what each child reports
-about itself in the 'resources' field of its JSON 'done' event. --no-end-to-end skips them.
+into a private directory. Then 'amibundle unbundle' of the same image bundled in the ec2-ami-tools
+layout, the bundles people rescue: made (untimed) by the system's 'tar -cS | gzip -9 | openssl enc
+-aes-128-cbc', one gzip member without amibundle's piece marks, cut into 10 MiB parts with a
+signed manifest; gzip -9 takes about a minute per GiB of data, --no-ec2-layout leaves it out, and
+when tar, gzip or openssl is missing the row is skipped with one line saying so. Wall time is
+measured; CPU time and peak RSS are what each child reports about itself in the 'resources' field
+of its JSON 'done' event. Every restored image is hashed and must equal the image (SHA-1, reported
+as restoredSha1). --no-end-to-end skips them all.
 
 Without -i, a deterministic synthetic image of --size MiB is generated under --tmp: --fill percent
 of its 1 MiB slots, spread evenly, hold data and the rest are holes; the data is about 72% word-like
@@ -166,9 +183,14 @@ real system image). Needs free space for it, a bundle and a restored copy.
 
 MB/s are 10^6 bytes per second of a stage's input; data MB/s are tar-stream (image data) bytes
 per second, so stages that see compressed data can be compared with the rest. CPU % counts every
-thread of the process, so it exceeds 100% when several cores work. --json prints the progress
-lines, one 'stage' and one 'end-to-end' event per measurement, and a final 'done' event whose
-'report' holds everything. Nothing is kept: every file is removed at the end.`,
+thread of the process, so it exceeds 100% when several cores work. wait % (cpuWaitPercent) is the
+time the process's threads were ready to run but waited for a core, summed over threads, from
+Linux's schedstat: other processes on the machine cause it, and where it is high a stage's MB/s
+and CPU % describe the machine's load rather than the stage (on 2 cores, a compress stage with 2
+threads that shows 100% CPU and 100% wait got one core, not two). --json prints the progress
+lines, one 'stage' and one 'end-to-end' event per measurement ('layout' tells amibundle's bundles
+from the ec2-ami-tools layout), a warning per skipped row, and a final 'done' event whose 'report'
+holds everything. Nothing is kept: every file is removed at the end.`,
   },
 
   async run(opts, ctx) {
@@ -214,6 +236,7 @@ lines, one 'stage' and one 'end-to-end' event per measurement, and a final 'done
       });
 
       let e2e: EndToEndResult[] = [];
+      const skipped: string[] = [];
       if (endToEnd) {
         const keyDir = await fs.promises.mkdtemp(path.join(workDir, 'keys-'));
         e2e = await measureEndToEnd({
@@ -223,9 +246,14 @@ lines, one 'stage' and one 'end-to-end' event per measurement, and a final 'done
           keys: await writeBenchKeys(keyDir),
           codecs,
           threads,
+          ec2Layout: opts.flag('ec2Layout'),
           signal: ctx.signal,
           onResult: (r) => ctx.out.event({ type: 'end-to-end', ...r }),
           onProgress: (line) => ctx.out.info(line),
+          onSkip: (line) => {
+            skipped.push(line);
+            ctx.out.warn(line);
+          },
         });
       }
 
@@ -238,6 +266,7 @@ lines, one 'stage' and one 'end-to-end' event per measurement, and a final 'done
         loadAverage: { start: loadStart, end: os.loadavg() },
         stages: staged.stages,
         endToEnd: e2e,
+        skipped,
         peakRssBytes: ownPeakRssBytes(),
       };
       if (ctx.out.mode === 'text') {

@@ -176,6 +176,7 @@ is restored and assembled in temporary files next to the output, which is writte
       signatureVerified: result.signatureVerified,
       signature: signatureEvent(result.signature, certFile),
       seconds: result.seconds,
+      stages: result.stages,
     });
     ctx.out.info('Unbundle complete.');
   },

@@ -79,3 +79,17 @@ export function chunkReleaser(decompressor: Duplex): ((chunk: Buffer) => void) |
     return (chunk) => decompressor.release(chunk);
   return undefined;
 }
+
+/**
+ * Wall seconds `decompressor` had inflate work under way (io/busy-clock.ts), for the restore's
+ * stage report; undefined for Node's zlib reader, whose work happens out of sight.
+ */
+export function inflateBusySeconds(decompressor: Duplex): number | undefined {
+  if (
+    decompressor instanceof ParallelGunzip ||
+    decompressor instanceof ZstdDecompressor ||
+    decompressor instanceof IsalGunzip
+  )
+    return decompressor.busySeconds;
+  return undefined;
+}

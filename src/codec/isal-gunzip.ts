@@ -11,6 +11,7 @@
 
 import { Duplex } from 'node:stream';
 import { BundleError } from '../errors.js';
+import { BusyClock } from '../io/busy-clock.js';
 import { nativeAddon, type NativeAddon } from '../io/native.js';
 import {
   afterMember,
@@ -67,6 +68,7 @@ export class IsalGunzip extends Duplex {
   private readWaiter: (() => void) | undefined;
   private readonly spareOutputs: Buffer[] = [];
   private readonly lent = new WeakSet<ArrayBuffer>();
+  private readonly busy = new BusyClock();
 
   /** With `resume`, the input starts inside the deflate data (no header) where another reader stopped. */
   constructor(resume?: GunzipResume) {
@@ -94,6 +96,11 @@ export class IsalGunzip extends Duplex {
     if (!this.lent.has(memory)) return;
     this.lent.delete(memory);
     if (this.spareOutputs.length < SPARE_OUTPUTS) this.spareOutputs.push(Buffer.from(memory));
+  }
+
+  /** Wall seconds with an igzip call under way. */
+  get busySeconds(): number {
+    return this.busy.seconds;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -151,7 +158,7 @@ export class IsalGunzip extends Duplex {
       if (this.destroyed) return;
       const output = this.spareOutputs.pop() ?? Buffer.allocUnsafeSlow(OUTPUT_CHUNK);
       const piece = input.subarray(at);
-      const r = await this.native.inflateStreamRun(this.stream, piece, output);
+      const r = await this.busy.time(() => this.native.inflateStreamRun(this.stream, piece, output));
       if (this.destroyed) return;
       if (r.error < 0) throw new BundleError(`gzip data is corrupt (igzip error ${r.error})`, GUNZIP_HINT);
       at += r.consumed;

@@ -7,9 +7,11 @@
 // to the sequential strict reader (igzip streaming when loaded, else zlib), which finishes the member. Either way the result is the same bytes.
 
 import os from 'node:os';
-import { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
+import { Duplex } from 'node:stream';
 import { BundleError } from '../errors.js';
+import { BusyClock } from '../io/busy-clock.js';
+import { crc32Combine } from './crc32-combine.js';
 import { type NativeAddon, nativeAddon } from '../io/native.js';
 import { threadpoolSize } from '../io/threadpool.js';
 import { PIECE_MARK } from './piece-mark.js';
@@ -47,7 +49,7 @@ interface Piece {
   /** Where the piece inflates to (from the pool). */
   output?: Buffer;
   /** Set when inflating ended; `ok` false when the piece did not inflate alone. */
-  result?: { ok: boolean; consumed: number; written: number };
+  result?: { ok: boolean; consumed: number; written: number; crc: number };
   /** A piece that grew past MAX_PIECE_INPUT without a mark: never inflated alone. */
   unmarked?: boolean;
   /** On the threadpool now. */
@@ -100,6 +102,7 @@ export class ParallelGunzip extends Duplex {
   private readonly spareInputs: Buffer[] = [];
   private readonly spareOutputs: Buffer[] = [];
   private readonly lent = new WeakSet<ArrayBuffer>();
+  private readonly busy = new BusyClock();
 
   constructor() {
     super({ readableHighWaterMark: OUTPUT_HIGH_WATER, writableHighWaterMark: 64 * 1024 });
@@ -109,6 +112,11 @@ export class ParallelGunzip extends Duplex {
     // Two cores inflate twice as fast; more pieces in flight than the threadpool has free threads
     // would queue file writes behind them.
     this.limit = Math.max(1, Math.min(os.availableParallelism(), threadpoolSize() - 1));
+  }
+
+  /** Wall seconds with an inflate under way, here and in the sequential reader that took over. */
+  get busySeconds(): number {
+    return this.busy.seconds + (this.sequential instanceof IsalGunzip ? this.sequential.busySeconds : 0);
   }
 
   /** Which sequential reader took over (none yet: undefined). */
@@ -258,7 +266,7 @@ export class ParallelGunzip extends Duplex {
       input: Buffer.from(this.acc.subarray(this.start, this.length)),
       final: false,
       unmarked: true,
-      result: { ok: false, consumed: 0, written: 0 },
+      result: { ok: false, consumed: 0, written: 0, crc: 0 },
     });
     this.start = this.length = this.scanned = 0;
   }
@@ -276,8 +284,10 @@ export class ParallelGunzip extends Duplex {
       this.running++;
       const output = this.spareOutputs.pop() ?? Buffer.allocUnsafeSlow(PIECE_CAPACITY);
       piece.output = output;
+      this.busy.begin();
       this.inflatePiece(piece.input, piece.final, output).then(
         (result) => {
+          this.busy.end();
           this.running--;
           piece.running = false;
           piece.result = result;
@@ -285,6 +295,7 @@ export class ParallelGunzip extends Duplex {
           this.deliver();
         },
         (error: Error) => {
+          this.busy.end();
           this.running--;
           this.destroy(error);
         },
@@ -314,7 +325,12 @@ export class ParallelGunzip extends Duplex {
       // Delivered in order, so no fallback can need its input again.
       if (!piece.final) this.recycleInput(piece.input);
       this.lent.add(data.buffer as ArrayBuffer);
-      this.crc = zlib.crc32(data, this.crc);
+      // Each piece's CRC-32 came from the thread that inflated it (an addon built before pieces
+      // reported one leaves it to this thread).
+      this.crc =
+        typeof piece.result.crc === 'number'
+          ? crc32Combine(this.crc, piece.result.crc, data.length)
+          : zlib.crc32(data, this.crc);
       this.size = (this.size + data.length) % 0x1_0000_0000;
       this.remember(data);
       if (data.length > 0) this.wantsData = this.push(data);

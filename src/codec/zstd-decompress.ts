@@ -93,6 +93,8 @@ export class ZstdDecompressor extends Duplex {
   private owed = 0;
   private readonly lent = new WeakSet<ArrayBuffer>();
   private finished = false;
+  /** The worker's busy milliseconds, kept when it ends (a terminated worker reports none). */
+  private workerBusyMs: number | undefined;
 
   constructor() {
     super({ readableHighWaterMark: ZSTD_OUTPUT_CHUNK, writableHighWaterMark: 64 * 1024 });
@@ -103,6 +105,22 @@ export class ZstdDecompressor extends Duplex {
     });
     this.worker.on('message', (message: FromWorker) => this.onMessage(message));
     this.worker.on('error', (error) => this.destroy(error));
+  }
+
+  /**
+   * Wall seconds the worker spent decompressing: its event loop's active time (each message is
+   * handled synchronously there, so active means working).
+   */
+  get busySeconds(): number {
+    return (this.workerBusyMs ?? this.workerActiveMs()) / 1000;
+  }
+
+  private workerActiveMs(): number {
+    try {
+      return this.worker.performance.eventLoopUtilization().active;
+    } catch {
+      return 0; // not started yet, or already gone
+    }
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -180,6 +198,7 @@ export class ZstdDecompressor extends Duplex {
         const callback = this.heldFinal;
         this.heldFinal = undefined;
         this.finished = true;
+        this.workerBusyMs = this.workerActiveMs();
         void this.worker.terminate();
         if (!message.sawFrame) callback?.(new BundleError('zstd data is empty', HINT));
         else if (message.inFrame) callback?.(new BundleError('zstd data is truncated', HINT));

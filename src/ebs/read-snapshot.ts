@@ -303,7 +303,7 @@ export async function readSnapshotBlocks(
   const stop = new AbortController();
   const abort = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
   const concurrency = Math.max(1, opts.conn.concurrency);
-  // Every request in flight (and every back-off sleep) listens on it: no leak warning for that.
+  // Every request in flight (and every back-off sleep) listens on it: no leak warning past 10.
   setMaxListeners(concurrency * 3 + 16, abort);
   const window: Pending[] = [];
   const maxHeld = 2 * concurrency;

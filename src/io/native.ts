@@ -40,7 +40,7 @@ export interface NativeAddon {
     input: Uint8Array,
     final: boolean,
     output: Uint8Array,
-  ): Promise<{ ok: boolean; consumed: number; written: number }>;
+  ): Promise<{ ok: boolean; consumed: number; written: number; crc: number }>;
   /**
    * A streaming raw-deflate decoder (ISA-L's isal_inflate) whose gzip CRC-32 continues from `crc`,
    * primed with the last 32 KiB of output before it. Present only when libisal.so.2 loaded.
@@ -71,6 +71,13 @@ export interface NativeAddon {
   sha1Update?(ctx: object, data: Uint8Array): Promise<void>;
   /** Hex digest; the context is spent. */
   sha1Digest?(ctx: object): string;
+  /** An OpenSSL AES-128-CBC decryption context with padding off (from the node binary). */
+  aesCbcDecryptCreate?(key: Uint8Array, iv: Uint8Array): object;
+  /**
+   * Decrypts `data` (a multiple of 16 bytes) in place on the threadpool; at most one update per
+   * context may be in flight.
+   */
+  aesCbcDecryptUpdate?(ctx: object, data: Uint8Array): Promise<void>;
 }
 
 export interface AddonLoad {

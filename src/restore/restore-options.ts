@@ -1,6 +1,6 @@
 // What restoreBundle() needs: a parsed manifest, where its parts are, and the key that unwraps the
 // AES key and IV. verifyParts() (restore.ts) takes the part of it that needs no key.
-import type { Reporter } from '../events.js';
+import type { Reporter, StageBusy } from '../events.js';
 import type { DiskFormat, ImageSink } from '../disk/image-sink.js';
 import type { TarMember } from '../format/tar-reader.js';
 import type { ParsedManifest } from '../format/manifest-reader.js';
@@ -47,4 +47,6 @@ export interface RestoreResult {
   readonly signatureVerified: boolean;
   readonly signature: SignatureOutcome;
   readonly seconds: number;
+  /** Busy seconds per stage (io/busy-clock.ts): where the wall time went. */
+  readonly stages: readonly StageBusy[];
 }

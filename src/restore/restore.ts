@@ -5,13 +5,17 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { once } from 'node:events';
+import { Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { silentReporter } from '../events.js';
-import { AES_SLICE } from '../codec/aes-cbc.js';
-import { chunkReleaser, createDecompressor } from '../codec/compression.js';
+import { silentReporter, type StageBusy } from '../events.js';
+import { createInPlaceAesDecryptor, unpaddedLength } from '../codec/aes-cbc.js';
+import { chunkReleaser, createDecompressor, inflateBusySeconds } from '../codec/compression.js';
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { createAsyncSha1 } from '../io/async-sha1.js';
+import { BusyClock } from '../io/busy-clock.js';
+import { threadCpu } from '../io/thread-cpu.js';
 import { partSha1, readerChecksPart } from '../parts/part-digest.js';
 import { partReadAhead } from '../parts/read-ahead.js';
 import { warnIfNoAddon } from '../io/native.js';
@@ -79,17 +83,55 @@ function unwrapKeys(opts: RestoreOptions): { key: Buffer; iv: Buffer } {
 }
 
 /**
+ * Where a restore's wall time went: each stage's busy time (io/busy-clock.ts), measured in the
+ * run itself. A stage busy for most of the wall time is the one the others wait on.
+ */
+class RestoreClocks {
+  readonly read = new BusyClock();
+  readonly verify = new BusyClock();
+  readonly decrypt = new BusyClock();
+  readonly hash = new BusyClock();
+  readonly write = new BusyClock();
+  private readonly loop = performance.eventLoopUtilization();
+
+  report(decompressor: Duplex): StageBusy[] {
+    const inflate = inflateBusySeconds(decompressor);
+    const main = performance.eventLoopUtilization(this.loop).active / 1000;
+    const cpu = threadCpu();
+    return [
+      { stage: 'read parts', busySeconds: this.read.seconds },
+      { stage: 'SHA-1 of parts', busySeconds: this.verify.seconds },
+      { stage: 'decrypt', busySeconds: this.decrypt.seconds },
+      ...(inflate === undefined ? [] : [{ stage: 'inflate', busySeconds: inflate }]),
+      { stage: 'SHA-1 of tar', busySeconds: this.hash.seconds },
+      { stage: 'untar+write', busySeconds: this.write.seconds },
+      { stage: 'main thread', busySeconds: main, ...(cpu ? { cpuSeconds: cpu.mainSeconds } : {}) },
+      ...(cpu ? [{ stage: 'other threads', cpuSeconds: cpu.otherSeconds }] : []),
+    ];
+  }
+}
+
+/** Bytes whose memory goes back to be reused once `release` is called (nothing refers to it then). */
+interface Lent {
+  readonly data: Buffer;
+  readonly release: () => void;
+}
+
+const keep = (): void => undefined;
+
+/**
  * Reads parts in order with the source's read-ahead (parts/read-ahead.ts), refusing any whose
  * SHA-1 or total size is off; a part the source already checked is not hashed again
- * (parts/part-digest.ts). Each yielded buffer is valid only until the next one is asked for: its
- * memory is then reused.
+ * (parts/part-digest.ts). Each part's memory is reused for a later read once its consumer calls
+ * `release` (or never, if it does not).
  */
 async function* verifiedParts(
   source: PartSource,
   parts: readonly ManifestPart[],
   bundledSize: number,
   onPart: (index: number, size: number) => void,
-): AsyncGenerator<Buffer> {
+  clocks = new RestoreClocks(),
+): AsyncGenerator<Lent> {
   const pending: { read: Promise<Buffer>; into: Buffer }[] = [];
   const spare: Buffer[] = [];
   let next = 0;
@@ -98,7 +140,7 @@ async function* verifiedParts(
     while (pending.length < ahead && next < parts.length) {
       const p = parts[next++]!;
       const into = spare.pop() ?? Buffer.allocUnsafeSlow(MAX_PART_BYTES);
-      const read = source.readPart(p.filename, p.index, into);
+      const read = clocks.read.time(() => source.readPart(p.filename, p.index, into));
       read.catch(() => undefined); // surfaced when awaited below, in order
       pending.push({ read, into });
     }
@@ -109,7 +151,7 @@ async function* verifiedParts(
     const { read, into } = pending.shift()!;
     const data = await read;
     if (readerChecksPart(source, part.filename, part.digest)) {
-      const sha1 = await partSha1(data);
+      const sha1 = await clocks.verify.time(() => partSha1(data));
       if (sha1 !== part.digest)
         throw new BundleError(
           `part ${part.filename} is corrupt: SHA-1 ${sha1} does not match the manifest's ${part.digest}`,
@@ -120,40 +162,92 @@ async function* verifiedParts(
     if (total > bundledSize)
       throw new BundleError(`the parts hold more than the manifest's bundled_size of ${bundledSize} bytes`);
     onPart(part.index, data.length);
-    yield data;
-    // The consumer asked for the next part, so it is done with this one (or the source never used `into`).
-    spare.push(into);
+    yield { data, release: () => spare.push(into) };
   }
   if (total !== bundledSize)
     throw new BundleError(`the parts hold ${total} bytes but the manifest's bundled_size is ${bundledSize}`);
 }
 
 /**
- * The verified parts decrypted, in pieces of at most 64 KiB (AES-CBC runs 2-4x slower on larger
- * calls). Decrypting here, not in a stream stage, lets each part's buffer be reused as soon as it
- * has been decrypted.
+ * The verified parts decrypted in place (codec/aes-cbc.ts), the stream's PKCS#7 padding checked and
+ * removed. The last 16 bytes of plaintext are always held back (copied) until more follows, since
+ * the padding is in the stream's last block. A part whose length is not a multiple of the AES block
+ * (no bundler writes one; the total is checked against bundled_size) is joined to the bytes left
+ * over from the one before, in a copy.
  */
 async function* decryptedParts(
-  parts: AsyncGenerator<Buffer>,
+  parts: AsyncGenerator<Lent>,
   key: Buffer,
   iv: Buffer,
-): AsyncGenerator<Buffer> {
-  const decipher = crypto.createDecipheriv('aes-128-cbc', key, iv);
+  clock: BusyClock,
+): AsyncGenerator<Lent> {
+  const aes = createInPlaceAesDecryptor(key, iv);
+  let leftover = Buffer.alloc(0);
+  let held: Buffer | undefined;
   for await (const part of parts) {
-    for (let at = 0; at < part.length; at += AES_SLICE) {
-      const out = decipher.update(part.subarray(at, Math.min(at + AES_SLICE, part.length)));
-      if (out.length > 0) yield out;
+    let { data, release } = part;
+    if (leftover.length > 0 || data.length % 16 !== 0) {
+      const joined = Buffer.concat([leftover, data]);
+      release();
+      release = keep;
+      const aligned = joined.length - (joined.length % 16);
+      leftover = Buffer.from(joined.subarray(aligned));
+      data = joined.subarray(0, aligned);
     }
+    if (data.length === 0) {
+      release();
+      continue;
+    }
+    await clock.time(() => aes.update(data));
+    if (held) yield { data: held, release: keep };
+    held = Buffer.from(data.subarray(data.length - 16));
+    yield { data: data.subarray(0, data.length - 16), release };
   }
-  let last: Buffer;
+  if (!held || leftover.length > 0)
+    throw new BundleError("the bundle's encrypted data is not a whole number of AES blocks");
+  const plain = unpaddedLength(held);
+  if (plain > 0) yield { data: held.subarray(0, plain), release: keep };
+}
+
+/** Largest slice written to the decompressor at once (its own buffers are about this size). */
+const FEED_SLICE = 1024 * 1024;
+
+/**
+ * Writes the plaintext into the decompressor, honouring its back-pressure, and gives each part's
+ * memory back once the decompressor has taken all of it (write callbacks run in order, once the
+ * data was used or copied). A failure upstream destroys the decompressor; one downstream ends the
+ * loop.
+ */
+async function feedDecompressor(
+  chunks: AsyncGenerator<Lent>,
+  into: Writable,
+  downstream: Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const failed = downstream.then(
+    () => new Promise<never>(() => undefined),
+    (err: unknown) => Promise.reject(err instanceof Error ? err : new Error(String(err))),
+  );
+  failed.catch(() => undefined); // the pipeline reports it
   try {
-    last = decipher.final();
-  } catch {
-    throw new BundleError(
-      'decryption failed (bad padding): the key/IV do not match the parts, or a part is corrupt',
-    );
+    for await (const { data, release } of chunks) {
+      signal?.throwIfAborted();
+      // Failed downstream: the pipeline carries that error, and nothing more is read.
+      if (into.destroyed) return;
+      if (data.length === 0) release();
+      for (let at = 0; at < data.length; at += FEED_SLICE) {
+        const end = Math.min(at + FEED_SLICE, data.length);
+        const last = end === data.length;
+        into.write(data.subarray(at, end), last ? (err) => err || release() : undefined);
+        if (into.writableNeedDrain) await Promise.race([once(into, 'drain'), failed]);
+      }
+    }
+    into.end();
+  } catch (err) {
+    into.destroy(err instanceof Error ? err : new Error(String(err)));
+    await downstream.catch(() => undefined);
+    throw err;
   }
-  if (last.length > 0) yield last;
 }
 
 /** Consumes the tar stream: hashes it and hands the one member's data to the image writer. */
@@ -174,6 +268,7 @@ class UntarSink extends Writable {
     private readonly release: (chunk: Buffer) => void = () => undefined,
     format: DiskFormat = 'raw',
     makeSink?: (member: TarMember, name: string) => ImageSink,
+    private readonly clocks = new RestoreClocks(),
   ) {
     super({ highWaterMark: 4 });
     this.maxInflated = maxTarStreamBytes(expected.size);
@@ -213,7 +308,10 @@ class UntarSink extends Writable {
       return;
     }
     // Hashed on the threadpool while the reader parses and writes it; released when both are done.
-    Promise.all([this.sha1.update(chunk), this.reader.write(chunk)]).then(() => {
+    Promise.all([
+      this.clocks.hash.time(() => this.sha1.update(chunk)),
+      this.clocks.write.time(() => this.reader.write(chunk)),
+    ]).then(() => {
       this.release(chunk);
       done();
     }, done);
@@ -251,6 +349,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
   }
   if (opts.destination !== undefined) sweepStaleTemps(opts.destination, m.image.name, out);
   warnIfNoAddon(out, m.image.size);
+  const clocks = new RestoreClocks();
   const decompressor = createDecompressor(m.image.compression ?? 'gzip');
   const sink = new UntarSink(
     opts.destination,
@@ -258,31 +357,28 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
     chunkReleaser(decompressor),
     opts.format,
     opts.imageSink,
+    clocks,
   );
   let done = 0;
+  const onPart = (index: number, size: number): void => {
+    done += size;
+    out.event({ type: 'part', index, size, verified: true });
+    out.progress({
+      phase: opts.destination || opts.imageSink ? 'restore' : 'verify',
+      done,
+      total: m.image.bundledSize,
+      unit: 'bytes',
+    });
+  };
   try {
-    await pipeline(
-      Readable.from(
-        decryptedParts(
-          verifiedParts(opts.source, m.image.parts, m.image.bundledSize, (index, size) => {
-            done += size;
-            out.event({ type: 'part', index, size, verified: true });
-            out.progress({
-              phase: opts.destination || opts.imageSink ? 'restore' : 'verify',
-              done,
-              total: m.image.bundledSize,
-              unit: 'bytes',
-            });
-          }),
-          key,
-          iv,
-        ),
-        { objectMode: false, highWaterMark: 1 },
-      ),
-      decompressor,
-      sink,
-      ...(opts.signal ? [{ signal: opts.signal }] : []),
+    const downstream = pipeline(decompressor, sink, ...(opts.signal ? [{ signal: opts.signal }] : []));
+    const plain = decryptedParts(
+      verifiedParts(opts.source, m.image.parts, m.image.bundledSize, onPart, clocks),
+      key,
+      iv,
+      clocks.decrypt,
     );
+    await Promise.all([feedDecompressor(plain, decompressor, downstream, opts.signal), downstream]);
     out.endProgress();
     const digest = await sink.sha1.digest();
     if (digest !== m.image.digest)
@@ -298,6 +394,7 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
       signatureVerified: signature.verified,
       signature,
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      stages: clocks.report(decompressor),
     };
   } catch (err) {
     out.endProgress();
@@ -325,7 +422,7 @@ export async function verifyParts(
     out.progress({ phase: 'verify', done, total: m.image.bundledSize, unit: 'bytes' });
   })) {
     if (opts.signal?.aborted) throw opts.signal.reason;
-    void part;
+    part.release();
   }
   out.endProgress();
   return { partsChecked: m.image.parts.length, signatureVerified: signature.verified, signature };

@@ -1,20 +1,37 @@
 // `amibundle bench` on a small generated image: the JSON report's structure, and that its sizes are
 // consistent with each other and with the generated image. Times are never asserted, only that
-// they were measured (positive).
+// they were measured (positive). Every restore row must carry the SHA-1 of a restored image equal
+// to the generated image's, computed here on a second copy made by the same generator.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BenchReport, EndToEndResult, StageResult } from '../../src/bench/report.js';
-import { isDataSlot } from '../../src/bench/synthetic-image.js';
+import { runLabel, type BenchReport, type EndToEndResult, type StageResult } from '../../src/bench/report.js';
+import { isDataSlot, writeSyntheticImage } from '../../src/bench/synthetic-image.js';
 import { runCli } from '../support/cli.js';
 import { tempDir } from '../support/fixtures.js';
 
 const MIB = 1024 * 1024;
 
 let tmp: { dir: string; remove: () => void };
+let own: { dir: string; remove: () => void };
 beforeAll(() => {
   tmp = tempDir('bench');
+  own = tempDir('bench-own');
 });
-afterAll(() => tmp.remove());
+afterAll(() => {
+  tmp.remove();
+  own.remove();
+});
+
+/** SHA-1 of the image `amibundle bench --size MIB` generates (fill 65), made again here. */
+async function generatedImageSha1(mib: number): Promise<string> {
+  const image = path.join(own.dir, `bench-${mib}.img`);
+  await writeSyntheticImage(image, mib, 65);
+  const digest = crypto.createHash('sha1').update(fs.readFileSync(image)).digest('hex');
+  fs.rmSync(image);
+  return digest;
+}
 
 describe('amibundle bench --json', () => {
   let events: Record<string, unknown>[];
@@ -84,6 +101,8 @@ describe('amibundle bench --json', () => {
     for (const s of report.stages) {
       expect(s.seconds, s.stage).toBeGreaterThan(0);
       expect(s.cpuSeconds, s.stage).toBeGreaterThanOrEqual(0);
+      // Linux here: the run-queue wait of the process's threads is counted for every stage.
+      expect(s.cpuWaitPercent, s.stage).toBeGreaterThanOrEqual(0);
       expect(s.mbPerSecond, s.stage).toBeGreaterThan(0);
       expect(s.dataMbPerSecond, s.stage).toBeGreaterThan(0);
       expect(s.inputBytes, s.stage).toBeGreaterThan(0);
@@ -122,13 +141,15 @@ describe('amibundle bench --json', () => {
   });
 
   it('bundles and unbundles the whole image end to end, with child CPU and peak RSS', () => {
-    const runs = report.endToEnd.map((e) => `${e.command} ${e.codec}:${e.level}`);
+    const runs = report.endToEnd.map(runLabel);
     expect(runs).toEqual([
       'bundle-image gzip:6',
       'unbundle gzip:6',
       'bundle-image zstd:3',
       'unbundle zstd:3',
+      'unbundle gzip:9 ec2-ami-tools layout',
     ]);
+    expect(report.skipped).toEqual([]);
     for (const e of report.endToEnd) {
       expect(e.imageBytes).toBe(64 * MIB);
       expect(e.dataBytes).toBe(report.image.dataBytes);
@@ -137,22 +158,82 @@ describe('amibundle bench --json', () => {
       expect(e.systemSeconds).toBeGreaterThanOrEqual(0);
       expect(e.maxRssBytes).toBeGreaterThan(10 * MIB);
       expect(e.dataMbPerSecond).toBeCloseTo(e.dataBytes / 1e6 / e.seconds, 6);
+      expect(e.cpuPercent).toBeCloseTo((100 * (e.userSeconds + e.systemSeconds)) / e.seconds, 6);
       expect(e.bundledBytes % 16).toBe(0);
       expect(e.parts).toBe(Math.ceil(e.bundledBytes / (10 * MIB)));
     }
-    const pair = (codec: string): EndToEndResult[] => report.endToEnd.filter((e) => e.codec === codec);
+    const pair = (codec: string): EndToEndResult[] =>
+      report.endToEnd.filter((e) => e.codec === codec && e.layout === 'amibundle');
     for (const codec of ['gzip', 'zstd']) {
       const [b, u] = pair(codec);
       expect(u!.bundledBytes).toBe(b!.bundledBytes);
       // Whole image vs the 16 MiB sample: the bundle is larger than the sample's compressed size.
       expect(b!.bundledBytes).toBeGreaterThan(stage('compress', codec).outputBytes);
     }
-    expect(events.filter((e) => e.type === 'end-to-end')).toHaveLength(4);
+    expect(events.filter((e) => e.type === 'end-to-end')).toHaveLength(5);
+  });
+
+  it('restores every bundle, the ec2-ami-tools layout too, to the very image (SHA-1 of the restored image)', async () => {
+    const expected = await generatedImageSha1(64);
+    const restores = report.endToEnd.filter((e) => e.command === 'unbundle');
+    expect(restores).toHaveLength(3);
+    for (const u of restores) expect(u.restoredSha1, runLabel(u)).toBe(expected);
+    for (const b of report.endToEnd.filter((e) => e.command === 'bundle-image'))
+      expect(b.restoredSha1).toBeUndefined();
+
+    // The layout row is its own bundle: one gzip -9 member made by the system's tools, not ours.
+    const ec2 = report.endToEnd.find((e) => e.layout === 'ec2-ami-tools')!;
+    const ours = report.endToEnd.find((e) => e.command === 'bundle-image' && e.codec === 'gzip')!;
+    expect(ec2.bundledBytes).not.toBe(ours.bundledBytes);
+    const event = events.find((e) => e.type === 'end-to-end' && e.layout === 'ec2-ami-tools');
+    expect(event).toMatchObject({ command: 'unbundle', codec: 'gzip', level: 9, restoredSha1: expected });
   });
 
   it('leaves nothing behind in --tmp', () => {
     expect(fs.readdirSync(tmp.dir)).toEqual([]);
   });
+});
+
+describe('amibundle bench without openssl', () => {
+  it('skips the ec2-ami-tools layout row, saying so in one line, and measures the rest', async () => {
+    // A PATH with tar and gzip but no openssl (node is started by its full path).
+    const bin = path.join(own.dir, 'bin');
+    fs.mkdirSync(bin);
+    for (const tool of ['tar', 'gzip', 'sh']) {
+      const found = ['/usr/bin', '/bin'].map((d) => path.join(d, tool)).find((f) => fs.existsSync(f));
+      fs.symlinkSync(found!, path.join(bin, tool));
+    }
+    const r = await runCli(
+      'amibundle',
+      [
+        'bench',
+        '--size',
+        '8',
+        '--sample-mib',
+        '2',
+        '--codecs',
+        'gzip',
+        '--levels',
+        '1',
+        '--tmp',
+        tmp.dir,
+        '--json',
+      ],
+      { env: { PATH: bin } },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const warnings = out.filter((e) => e.type === 'warning').map((e) => String(e.message));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/ec2-ami-tools layout skipped: openssl not on PATH/);
+    const done = out.find((e) => e.type === 'done')!.report as BenchReport;
+    expect(done.skipped).toEqual([warnings[0]]);
+    expect(done.endToEnd.map(runLabel)).toEqual(['bundle-image gzip:6', 'unbundle gzip:6']);
+    expect(fs.readdirSync(tmp.dir)).toEqual([]);
+  }, 120_000);
 });
 
 describe('amibundle bench refuses bad options', () => {

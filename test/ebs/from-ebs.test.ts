@@ -241,6 +241,20 @@ describe('amibundle from-ebs', () => {
     expectImage(out, 1, blocks);
   });
 
+  it('reads 16 blocks at once (the default) without a listener-leak warning on stderr', async () => {
+    // Every request in flight listens on the run's abort signal: past Node's default of 10
+    // listeners, users saw "MaxListenersExceededWarning: Possible EventTarget memory leak".
+    const blocks = new Map<number, Buffer>(Array.from({ length: 48 }, (_, i) => [i * 3, block(100 + i)]));
+    const id = await makeSnapshot(blocks);
+    const out = path.join(tmp.dir, 'wide.img');
+    const r = await fromEbs([id, '-o', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expectImage(out, 1, blocks);
+    expect(doneEvent(r).getRequests).toBe(48);
+    expect(r.stderr).not.toMatch(/MaxListenersExceeded|memory leak/);
+    fs.rmSync(out);
+  });
+
   it('reads a child snapshot through to its parent', async () => {
     const parentBlocks = new Map<number, Buffer>([
       [3, block(10)],
