@@ -310,6 +310,18 @@ export async function readSnapshotBlocks(
   let inFlight = 0;
   const total = facts.volumeGiB * GIB;
 
+  // Writing runs beside the requests, not between them: a slot that frees up while a block is
+  // being written is refilled at once, instead of after the write (and the writes queued behind it).
+  let writing: Promise<void> | undefined;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const changed = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const nextChange = (): Promise<void> => new Promise((resolve) => (wake = resolve));
+
   const writeHead = async (): Promise<void> => {
     const head = window.shift()!;
     const data = await head.data;
@@ -319,19 +331,27 @@ export async function readSnapshotBlocks(
     out.progress({ phase: 'from-ebs', done: (head.index + 1) * BLOCK_SIZE, total, unit: 'bytes' });
   };
 
-  /** Writes what is ready in order, then waits until another request may start. */
-  const makeRoom = async (): Promise<void> => {
-    for (;;) {
-      while (window.length > 0 && window[0]!.done) await writeHead();
-      if (inFlight < concurrency && window.length < maxHeld) return;
-      if (window.length >= maxHeld) await writeHead();
-      else await Promise.race(window.filter((w) => !w.done).map((w) => w.settled));
-    }
+  /** Writes the blocks at the head of the window that have arrived, one at a time, in order. */
+  const pumpWrites = (): void => {
+    if (writing || failure || !window[0]?.done) return;
+    writing = writeHead().then(
+      () => {
+        writing = undefined;
+        changed();
+        pumpWrites();
+      },
+      (error: unknown) => {
+        failure ??= { error };
+        writing = undefined;
+        changed();
+      },
+    );
   };
 
   try {
     for await (const b of listBlocks(opts, facts, stats)) {
-      await makeRoom();
+      while (!failure && (inFlight >= concurrency || window.length >= maxHeld)) await nextChange();
+      if (failure) throw failure.error;
       const data = getBlock(opts, facts.id, b, stats, abort);
       inFlight++;
       const entry: Pending = {
@@ -347,15 +367,20 @@ export async function readSnapshotBlocks(
       void entry.settled.then(() => {
         entry.done = true;
         inFlight--;
+        changed();
+        pumpWrites();
       });
       window.push(entry);
     }
-    while (window.length) await writeHead();
+    while (!failure && (window.length > 0 || writing)) await nextChange();
+    if (failure) throw failure.error;
     out.progress({ phase: 'from-ebs', done: total, total, unit: 'bytes' });
     return stats;
   } catch (err) {
     stop.abort(err);
     await Promise.allSettled(window.map((w) => w.data));
+    // Nothing writes after the failure is thrown.
+    await writing;
     if (opts.signal?.aborted) throw opts.signal.reason;
     throw err;
   } finally {
