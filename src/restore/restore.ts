@@ -6,7 +6,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { once } from 'node:events';
 import { Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { silentReporter, type StageBusy } from '../events.js';
@@ -15,6 +14,7 @@ import { chunkReleaser, createDecompressor, inflateBusySeconds } from '../codec/
 import { MAX_PART_BYTES } from '../format/part-name.js';
 import { createAsyncSha1 } from '../io/async-sha1.js';
 import { BusyClock } from '../io/busy-clock.js';
+import { feed, type ChunkReleaser } from '../io/stream-feed.js';
 import { threadCpu } from '../io/thread-cpu.js';
 import { partSha1, readerChecksPart } from '../parts/part-digest.js';
 import { partReadAhead } from '../parts/read-ahead.js';
@@ -213,40 +213,27 @@ async function* decryptedParts(
 const FEED_SLICE = 1024 * 1024;
 
 /**
- * Writes the plaintext into the decompressor, honouring its back-pressure, and gives each part's
- * memory back once the decompressor has taken all of it (write callbacks run in order, once the
- * data was used or copied). A failure upstream destroys the decompressor; one downstream ends the
- * loop.
+ * Cuts each lent buffer into views of at most FEED_SLICE for feed() (io/stream-feed.ts), and gives
+ * its memory back once the decompressor has consumed the last of them (write callbacks run in
+ * order, once a chunk was used or copied).
  */
-async function feedDecompressor(
-  chunks: AsyncGenerator<Lent>,
-  into: Writable,
-  downstream: Promise<void>,
-  signal?: AbortSignal,
-): Promise<void> {
-  const failed = downstream.then(
-    () => new Promise<never>(() => undefined),
-    (err: unknown) => Promise.reject(err instanceof Error ? err : new Error(String(err))),
-  );
-  failed.catch(() => undefined); // the pipeline reports it
-  try {
-    for await (const { data, release } of chunks) {
-      signal?.throwIfAborted();
-      // Failed downstream: the pipeline carries that error, and nothing more is read.
-      if (into.destroyed) return;
+class SliceFeed implements ChunkReleaser {
+  private readonly lastOf = new WeakMap<Buffer, () => void>();
+
+  async *slices(lent: AsyncIterable<Lent>): AsyncGenerator<Buffer> {
+    for await (const { data, release } of lent) {
       if (data.length === 0) release();
       for (let at = 0; at < data.length; at += FEED_SLICE) {
-        const end = Math.min(at + FEED_SLICE, data.length);
-        const last = end === data.length;
-        into.write(data.subarray(at, end), last ? (err) => err || release() : undefined);
-        if (into.writableNeedDrain) await Promise.race([once(into, 'drain'), failed]);
+        const slice = data.subarray(at, Math.min(at + FEED_SLICE, data.length));
+        if (at + FEED_SLICE >= data.length) this.lastOf.set(slice, release);
+        yield slice;
       }
     }
-    into.end();
-  } catch (err) {
-    into.destroy(err instanceof Error ? err : new Error(String(err)));
-    await downstream.catch(() => undefined);
-    throw err;
+  }
+
+  release(chunk: Buffer, consumed: Promise<unknown>): void {
+    const release = this.lastOf.get(chunk);
+    if (release) consumed.then(release, () => undefined);
   }
 }
 
@@ -378,7 +365,8 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
       iv,
       clocks.decrypt,
     );
-    await Promise.all([feedDecompressor(plain, decompressor, downstream, opts.signal), downstream]);
+    const slices = new SliceFeed();
+    await Promise.all([feed(slices.slices(plain), decompressor, slices, downstream), downstream]);
     out.endProgress();
     const digest = await sink.sha1.digest();
     if (digest !== m.image.digest)
