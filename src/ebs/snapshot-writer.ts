@@ -79,6 +79,17 @@ function withPayloadHash(command: PutSnapshotBlockCommand, checksum: string): Pu
   return command;
 }
 
+/** Blocks read and hashed ahead of a free slot (memory: concurrency + this + 1 blocks). */
+const READY_AHEAD = 2;
+
+interface ReadyBlock {
+  readonly index: number;
+  readonly data: Buffer;
+  readonly zero: boolean;
+  readonly checksum: string;
+  readonly release: (data: Buffer) => void;
+}
+
 interface ParentInfo {
   readonly id: string;
   readonly encrypted: boolean;
@@ -96,6 +107,8 @@ export class SnapshotWriter {
   /** Block index -> checksum of every block the snapshot holds from this upload (sent or resumed). */
   private readonly written = new Map<number, string>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Blocks hashed and waiting for a slot, in block order (at most READY_AHEAD + 1). */
+  private readonly ready: ReadyBlock[] = [];
   private failure: Error | undefined;
   private nextIndex = 0;
 
@@ -252,9 +265,9 @@ export class SnapshotWriter {
 
   /**
    * Takes the block at `index` (blocks come in ascending order; `data` is exactly 512 KiB and is
-   * not touched again by the caller until `release` is called). Resolves once its request is
-   * under way, so the caller can prepare the next block while this one waits for a slot or is
-   * in flight (at most concurrency + 1 blocks held).
+   * not touched again by the caller until `release` is called). Resolves once no more than
+   * READY_AHEAD blocks wait for a slot, so the caller prepares the next ones while the link is
+   * busy (at most concurrency + READY_AHEAD + 1 blocks held).
    */
   async block(
     index: number,
@@ -268,20 +281,37 @@ export class SnapshotWriter {
     if (index >= this.volumeBlocks)
       throw new BundleError(`block ${index} lies beyond the ${this.request.volumeGiB} GiB volume`);
     this.nextIndex = index + 1;
-    // Hashed now, while the blocks before it are in flight: a slot that frees up is refilled by a
-    // request that is ready to go, not one that must first be hashed.
+    // Hashed now, while the blocks before it are in flight, and queued: a slot that frees up is
+    // refilled in the same tick by a request that is ready to go (see dispatch).
     const checksum = zero ? ZERO_CHECKSUM : sha256(data);
-    while (this.inFlight.size >= this.conn.concurrency) await Promise.race(this.inFlight);
+    this.ready.push({ index, data, zero, checksum, release });
+    this.dispatch();
+    while (this.ready.length > READY_AHEAD && this.failure === undefined) await Promise.race(this.inFlight);
     this.throwIfFailed();
-    const task = this.handle(index, data, zero, checksum)
-      .catch((err: unknown) => {
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-      })
-      .finally(() => {
-        release(data);
-        this.inFlight.delete(task);
-      });
-    this.inFlight.add(task);
+  }
+
+  /**
+   * Starts ready blocks while slots are free. Each request that ends calls it again, so the next
+   * block goes out the moment a slot frees up, not after the caller has read and hashed it.
+   */
+  private dispatch(): void {
+    if (this.failure !== undefined) {
+      for (const b of this.ready.splice(0)) b.release(b.data);
+      return;
+    }
+    while (this.inFlight.size < this.conn.concurrency && this.ready.length > 0) {
+      const b = this.ready.shift()!;
+      const task: Promise<void> = this.handle(b.index, b.data, b.zero, b.checksum)
+        .catch((err: unknown) => {
+          this.failure ??= err instanceof Error ? err : new Error(String(err));
+        })
+        .finally(() => {
+          b.release(b.data);
+          this.inFlight.delete(task);
+          this.dispatch();
+        });
+      this.inFlight.add(task);
+    }
   }
 
   private async handle(index: number, data: Buffer, zero: boolean, checksum: string): Promise<void> {
