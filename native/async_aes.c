@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 
+#include "context_job.h"
 #include "napi_util.h"
 
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
@@ -67,23 +68,12 @@ static napi_value aes_create(napi_env env, napi_callback_info info) {
   return result;
 }
 
-typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref ctx_ref;
-  napi_ref data_ref;
-  EVP_CIPHER_CTX *ctx;
-  unsigned char *data;
-  size_t len;
-  int ok;
-} update_job;
-
 /* EVP takes an int length: a large buffer goes through in slices well under INT_MAX. */
 #define SLICE ((size_t)1 << 30)
 
 static void update_execute(napi_env env, void *data) {
   (void)env;
-  update_job *job = data;
+  context_job *job = data;
   job->ok = 1;
   for (size_t at = 0; at < job->len && job->ok;) {
     size_t n = job->len - at < SLICE ? job->len - at : SLICE;
@@ -94,21 +84,6 @@ static void update_execute(napi_env env, void *data) {
   }
 }
 
-static void update_complete(napi_env env, napi_status status, void *data) {
-  update_job *job = data;
-  if (status == napi_ok && job->ok) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, job->deferred, undefined);
-  } else {
-    reject_with(env, job->deferred, "AES-128-CBC decryption failed");
-  }
-  napi_delete_reference(env, job->ctx_ref);
-  napi_delete_reference(env, job->data_ref);
-  napi_delete_async_work(env, job->work);
-  free(job);
-}
-
 /* aesCbcDecryptUpdate(ctx, data: Uint8Array, a multiple of 16 bytes): Promise<void>; data is
  * overwritten with its plaintext. One at a time per context. */
 static napi_value aes_update(napi_env env, napi_callback_info info) {
@@ -116,24 +91,9 @@ static napi_value aes_update(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2)
     return throw_type(env, "aesCbcDecryptUpdate(ctx, data)");
-  EVP_CIPHER_CTX *ctx = get_external(env, argv[0]);
-  if (!ctx) return throw_type(env, "ctx must come from aesCbcDecryptCreate");
-  update_job *job = calloc(1, sizeof *job);
-  if (!job) return throw_type(env, "out of memory");
-  const unsigned char *bytes;
-  if (!get_bytes(env, argv[1], &bytes, &job->len) || job->len % 16 != 0) {
-    free(job);
-    return throw_type(env, "data must be a Uint8Array of a multiple of 16 bytes");
-  }
-  job->data = (unsigned char *)bytes;
-  job->ctx = ctx;
-  if (napi_create_reference(env, argv[0], 1, &job->ctx_ref) != napi_ok ||
-      napi_create_reference(env, argv[1], 1, &job->data_ref) != napi_ok) {
-    free(job);
-    return NULL;
-  }
-  return queue_promise_job(env, "amibundle.aesCbcDecryptUpdate", update_execute, update_complete, job,
-                           &job->work, &job->deferred);
+  return queue_context_job(env, argv[0], argv[1], 16,
+                           "aesCbcDecryptUpdate(ctx from aesCbcDecryptCreate, data: a multiple of 16 bytes)",
+                           "amibundle.aesCbcDecryptUpdate", "AES-128-CBC decryption failed", update_execute);
 }
 
 int register_async_aes(napi_env env, napi_value exports) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "context_job.h"
 #include "napi_util.h"
 
 typedef struct evp_md_ctx_st EVP_MD_CTX;
@@ -58,36 +59,10 @@ static napi_value sha1_create(napi_env env, napi_callback_info info) {
   return result;
 }
 
-typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref ctx_ref;
-  napi_ref data_ref;
-  EVP_MD_CTX *ctx;
-  const unsigned char *data;
-  size_t len;
-  int ok;
-} update_job;
-
 static void update_execute(napi_env env, void *data) {
   (void)env;
-  update_job *job = data;
+  context_job *job = data;
   job->ok = evp.update(job->ctx, job->data, job->len) == 1;
-}
-
-static void update_complete(napi_env env, napi_status status, void *data) {
-  update_job *job = data;
-  if (status == napi_ok && job->ok) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, job->deferred, undefined);
-  } else {
-    reject_with(env, job->deferred, "SHA-1 update failed");
-  }
-  napi_delete_reference(env, job->ctx_ref);
-  napi_delete_reference(env, job->data_ref);
-  napi_delete_async_work(env, job->work);
-  free(job);
 }
 
 /* sha1Update(ctx, data: Uint8Array): Promise<void>. One at a time per context. */
@@ -96,22 +71,8 @@ static napi_value sha1_update(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2)
     return throw_type(env, "sha1Update(ctx, data)");
-  EVP_MD_CTX *ctx = get_external(env, argv[0]);
-  if (!ctx) return throw_type(env, "ctx must come from sha1Create");
-  update_job *job = calloc(1, sizeof *job);
-  if (!job) return throw_type(env, "out of memory");
-  if (!get_bytes(env, argv[1], &job->data, &job->len)) {
-    free(job);
-    return throw_type(env, "data must be a Uint8Array");
-  }
-  job->ctx = ctx;
-  if (napi_create_reference(env, argv[0], 1, &job->ctx_ref) != napi_ok ||
-      napi_create_reference(env, argv[1], 1, &job->data_ref) != napi_ok) {
-    free(job);
-    return NULL;
-  }
-  return queue_promise_job(env, "amibundle.sha1Update", update_execute, update_complete, job, &job->work,
-                           &job->deferred);
+  return queue_context_job(env, argv[0], argv[1], 1, "sha1Update(ctx from sha1Create, data: Uint8Array)",
+                           "amibundle.sha1Update", "SHA-1 update failed", update_execute);
 }
 
 /* sha1Digest(ctx): the 40-character hex digest; the context is then spent. */

@@ -2,7 +2,7 @@
 // The EBS benchmark of issue 15 (to-ebs and from-ebs through a modelled link, against the EBS
 // direct test server). The measuring code is TypeScript using the test server and proxy, so it
 // runs through vite-node (a vitest dependency); the CLI it drives is dist/, built first.
-// Usage: npm run bench:ebs      (BENCH_EBS_MIB=256, BENCH_EBS_MIB_PER_CONN=4, BENCH_EBS_CONCURRENCY=16)
+// Usage: npm run bench:ebs      (BENCH_EBS_MIB=512, BENCH_EBS_MIB_PER_CONN=1, BENCH_EBS_CONCURRENCY=16)
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

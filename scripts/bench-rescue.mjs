@@ -19,11 +19,12 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
+import { bundleImageArgs } from './lib/bundle-image-argv.mjs';
+import { GNU_TIME, timeProcess } from './lib/gnu-time.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = '/var/tmp/amibundle-bench';
 const bootCache = process.env.AMIBUNDLE_BOOT_CACHE ?? '/var/tmp/amibundle-boot-cache';
-const GNU_TIME = '/usr/bin/time';
 const MIB = 1024 * 1024;
 const started = Date.now();
 /** The fstab of an instance-store PV system (as the --hvm boot test writes it): root, ephemeral, swap. */
@@ -72,25 +73,20 @@ let run;
 const rows = [];
 const skipped = [];
 
-/** Runs argv under GNU time; throws unless it exits 0. Wall, CPU (user+sys) and peak RSS from GNU time. */
+/**
+ * Runs argv under GNU time (lib/gnu-time.mjs); throws unless it exits 0. Wall (GNU time's own),
+ * CPU (user+sys) and peak RSS from GNU time.
+ */
 function measure(argv, env = {}) {
-  const resFile = path.join(run, 'time.out');
-  const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', '-o', resFile, '--', ...argv], {
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-    maxBuffer: 256 * MIB,
-  });
-  const timeOut = fs.existsSync(resFile) ? fs.readFileSync(resFile, 'utf8').trim().split('\n').pop() : '';
-  fs.rmSync(resFile, { force: true });
-  if (r.status !== 0)
+  const t = timeProcess(argv, run, env);
+  if (t.status !== 0)
     throw new Error(
-      `${argv.slice(1, 3).join(' ')}… failed (exit ${r.status}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`,
+      `${argv.slice(1, 3).join(' ')}… failed (exit ${t.status}):\n${t.stdout.slice(-2000)}\n${t.stderr.slice(-2000)}`,
     );
   // A warning from Node or the SDK is something a user would see: show it, do not hide it.
-  for (const line of r.stderr.split('\n').filter((l) => /warning/i.test(l)))
+  for (const line of t.stderr.split('\n').filter((l) => /warning/i.test(l)))
     log(`WARNING from ${argv.slice(1, 3).join(' ')}: ${line}`);
-  const [wall, user, sys, rssKiB] = timeOut.split(' ').map(Number);
-  return { wall, cpu: user + sys, rss: rssKiB * 1024, stdout: r.stdout, stderr: r.stderr };
+  return { wall: t.elapsed, cpu: t.cpu, rss: t.rss, stdout: t.stdout, stderr: t.stderr };
 }
 
 function record(command, r, image, output = '') {
@@ -259,10 +255,13 @@ const sizeLabel = (file) => {
   return `${size % 1024 ** 3 === 0 ? `${size / 1024 ** 3} GiB` : mib(size)} / ${mib(allocated(file))} data`;
 };
 
-// ---- the runs -----------------------------------------------------------------------------------
+// ---- the runs: one function per group of rows, each checking what it wrote -----------------------
 
-async function main() {
-  const isRoot = process.getuid?.() === 0;
+const isRoot = process.getuid?.() === 0;
+let version = '?';
+
+/** Stops before anything is set up when a tool the runs or their checks need is missing. */
+function checkTools() {
   const missing = [GNU_TIME, 'qemu-img', 'npm', 'mke2fs', 'sfdisk', 'blkid'].filter((t) => !have(t));
   if (missing.length > 0) {
     process.stderr.write(
@@ -270,332 +269,253 @@ async function main() {
     );
     process.exit(1);
   }
-  const uptimeStart = sh('uptime', []).trim();
-  const loadStart = os.loadavg();
-  const image = ensureUsrImage();
+}
 
-  run = fs.mkdtempSync('/var/tmp/amibundle-rescue-');
-  fs.chmodSync(run, 0o700);
-  undo.push(() => fs.rmSync(run, { recursive: true, force: true }));
-  let failure;
-  let version = '?';
-  try {
-    const bin = install();
-    const amibundle = path.join(bin, 'amibundle');
-    version = sh(amibundle, ['--version']).trim();
-    const keyDir = path.join(run, 'keys');
-    fs.mkdirSync(keyDir, { mode: 0o700 });
-    const keys = {};
-    for (const [k, f] of [
-      ['key', 'sample-key.pem'],
-      ['cert', 'sample-cert.pem'],
-      ['ec2cert', 'sample-ec2-cert.pem'],
-    ]) {
-      keys[k] = path.join(keyDir, f);
-      fs.copyFileSync(path.join(root, 'samples', f), keys[k]);
-      fs.chmodSync(keys[k], 0o600);
-    }
-    const usrLabel = `/usr ext4, ${sizeLabel(image)}`;
-    const bundle = (img, name) => {
-      const dest = path.join(run, `bundle-${name}`);
-      fs.mkdirSync(dest);
-      const r = measure([
-        amibundle,
-        'bundle-image',
-        '-i',
-        img,
-        '-k',
-        keys.key,
-        '-c',
-        keys.cert,
-        '--ec2cert',
-        keys.ec2cert,
-        '-u',
-        '123456789012',
-        '-r',
-        'x86_64',
-        '-d',
-        dest,
-        '-p',
-        name,
-        '--batch',
-      ]);
-      const manifest = path.join(dest, `${name}.manifest.xml`);
-      if (!fs.existsSync(manifest)) throw new Error(`bundle-image wrote no ${manifest}`);
-      const parts = fs.readdirSync(dest).filter((f) => f.includes('.part.'));
-      const bytes = parts.reduce((sum, f) => sum + fs.statSync(path.join(dest, f)).size, 0);
-      return { r, dest, manifest, parts: `bundle ${mib(bytes)} in ${parts.length} parts` };
-    };
-    const outDir = (label) => fs.mkdtempSync(path.join(run, `${label}-`));
-    const only = (dir) => {
-      const files = fs.readdirSync(dir);
-      if (files.length !== 1)
-        throw new Error(`${dir} holds ${files.join(', ') || 'nothing'}, expected one file`);
-      return path.join(dir, files[0]);
-    };
-
-    log('reading the image into the page cache...');
-    sh('bash', ['-c', 'cat "$1" > /dev/null', 'warm', image]);
-    log('bundle-image (setup)...');
-    const usr = bundle(image, 'usr.img');
-    record('`bundle-image -i usr.img` (setup, not a rescue step)', usr.r, usrLabel, usr.parts);
-    const usrBundle = usr.parts;
-
-    // (a) S3 -> streamOptimized VMDK, after upload-bundle.
-    let s3;
-    if (!have('radosgw')) skip('upload-bundle, unbundle --from s3://', 'radosgw is not installed here');
-    else {
-      log('starting radosgw (scripts/start-radosgw.sh)...');
-      s3 = await startRadosgw();
-      const creds = ['--url', s3.endpoint, '--access-key', s3.accessKey, '--secret-key', s3.secretKey];
-      const up = measure([
-        amibundle,
-        'upload-bundle',
-        '-b',
-        'rescue-bench/images',
-        '-m',
-        usr.manifest,
-        '--acl',
-        'private',
-        '--batch',
-        ...creds,
-      ]);
-      record(
-        '`upload-bundle -b BUCKET/images -m usr.img.manifest.xml` (to radosgw)',
-        up,
-        usrLabel,
-        usrBundle,
-      );
-      const dest = outDir('vmdk');
-      const r = measure([
-        amibundle,
-        'unbundle',
-        '--from',
-        's3://rescue-bench/images/usr.img.manifest.xml',
-        '-k',
-        keys.key,
-        '-d',
-        dest,
-        '--format',
-        'vmdk',
-        ...creds,
-      ]);
-      const out = only(dest);
-      checkClean('vmdk', out);
-      checkSame(image, 'vmdk', out);
-      record(
-        '`unbundle --from s3://… --format vmdk` (from radosgw)',
-        r,
-        usrLabel,
-        `vmdk ${mib(allocated(out))}`,
-      );
-      fs.rmSync(dest, { recursive: true });
-    }
-
-    // (b) local bundle -> qcow2, and -> VMDK (what (a) costs without S3: the deflate of every grain).
-    for (const format of ['qcow2', 'vmdk']) {
-      const dest = outDir(format);
-      const r = measure([
-        amibundle,
-        'unbundle',
-        '-m',
-        usr.manifest,
-        '-k',
-        keys.key,
-        '-s',
-        usr.dest,
-        '-d',
-        dest,
-        '--format',
-        format,
-      ]);
-      const out = only(dest);
-      checkClean(format, out);
-      checkSame(image, format, out);
-      record(`\`unbundle -m … --format ${format}\``, r, usrLabel, `${format} ${mib(allocated(out))}`);
-      fs.rmSync(dest, { recursive: true });
-    }
-
-    // (c) straight onto a device: a loop device over a sparse file (reads zeros, as a new EBS volume).
-    if (!isRoot) skip('unbundle --device', 'needs root (losetup)');
-    else if (!have('losetup')) skip('unbundle --device', 'losetup is not installed (util-linux)');
-    else {
-      const backing = path.join(run, 'device.raw');
-      fs.writeFileSync(backing, '');
-      fs.truncateSync(backing, fs.statSync(image).size);
-      const dev = sh('losetup', ['--find', '--show', backing]).trim();
-      const detach = () => {
-        if (spawnSync('losetup', ['--detach', dev]).status !== 0) log(`WARNING: could not detach ${dev}`);
-      };
-      undo.push(detach);
-      try {
-        const r = measure([
-          amibundle,
-          'unbundle',
-          '-m',
-          usr.manifest,
-          '-k',
-          keys.key,
-          '-s',
-          usr.dest,
-          '--device',
-          dev,
-          '--assume-zeroed',
-          '--check',
-          '--batch',
-        ]);
-        checkSame(image, 'raw', backing);
-        record(
-          '`unbundle -m … --device /dev/loopN --assume-zeroed --check --batch`',
-          r,
-          usrLabel,
-          '1 GiB loop device over a sparse file, read back',
-        );
-      } finally {
-        await release(detach);
-        fs.rmSync(backing, { force: true });
-      }
-    }
-
-    // (e) -> EBS snapshot and AMI, from the S3 bundle when radosgw runs, else the local bundle.
-    {
-      log('starting the EBS direct test server (vite-node scripts/ebs-test-server.mjs)...');
-      const ebs = await startEbsServer();
-      const env = { ...ebs.env, AMIBUNDLE_EBS_POLL_MS: '100' };
-      const source = s3
-        ? [
-            's3://rescue-bench/images/usr.img.manifest.xml',
-            '--url',
-            s3.endpoint,
-            '--access-key',
-            s3.accessKey,
-            '--secret-key',
-            s3.secretKey,
-          ]
-        : [usr.manifest];
-      const r = measure(
-        [
-          amibundle,
-          'to-ebs',
-          ...source,
-          '-k',
-          keys.key,
-          '--register',
-          'rescue-bench',
-          // The /usr image holds no boot loader: --force registers it anyway (the time is the same).
-          '--force',
-          '--endpoint-url',
-          ebs.url,
-          '--batch',
-          '--json',
-        ],
-        env,
-      );
-      const done = events(r.stdout).find((e) => e.type === 'done');
-      if (!done?.snapshotId || !done?.imageId) throw new Error(`to-ebs: no snapshot and AMI in\n${r.stdout}`);
-      const back = path.join(run, 'from-ebs.raw');
-      sh(
-        amibundle,
-        ['from-ebs', done.snapshotId, '-o', back, '--endpoint-url', ebs.url, '--region', ebs.region],
-        { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      checkSame(image, 'raw', back);
-      fs.rmSync(back);
-      record(
-        `\`to-ebs ${s3 ? 's3://…' : '….manifest.xml'} --register NAME --force\` (EBS test server, no link modelled)`,
-        r,
-        usrLabel,
-        `${done.blocksSent} blocks sent, ${done.zeroBlocksSkipped} zero blocks skipped`,
-      );
-      await release(ebs.stop);
-    }
-    if (s3) await release(s3.stop);
-    fs.rmSync(usr.dest, { recursive: true });
-
-    // (d) PV -> HVM on the boot tests' Debian system as a partitionless ext4.
-    const tars = fs.existsSync(bootCache)
-      ? fs
-          .readdirSync(bootCache)
-          .filter((f) => /^debian-.*\.tar$/.test(f))
-          .map((f) => path.join(bootCache, f))
-      : [];
-    if (!isRoot) skip('unbundle --hvm, convert --hvm', 'they need root (loop mounts)');
-    else if (tars.length === 0)
-      skip(
-        'unbundle --hvm, convert --hvm',
-        `no Debian tree in ${bootCache} (the boot tests build it: npx vitest run test/boot/hvm.test.ts)`,
-      );
-    else if (!have('grub-install'))
-      skip('unbundle --hvm, convert --hvm', 'grub-install (grub-pc-bin) is not installed');
-    else {
-      const tar = tars.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
-      log(`making a PV image (768 MiB ext4, no partition table) of ${path.basename(tar)}...`);
-      const tree = path.join(run, 'pv-tree');
-      fs.mkdirSync(tree);
-      sh('tar', [
-        '--extract',
-        '--file',
-        tar,
-        '--preserve-permissions',
-        '--numeric-owner',
-        '--xattrs',
-        '--xattrs-include=*',
-        '--acls',
-        '-C',
-        tree,
-      ]);
-      fs.writeFileSync(path.join(tree, 'etc/fstab'), PV_FSTAB);
-      const pv = path.join(run, 'pv.img');
-      fs.writeFileSync(pv, '');
-      fs.truncateSync(pv, 768 * MIB);
-      sh('mkfs.ext4', ['-q', '-F', '-d', tree, pv]);
-      fs.rmSync(tree, { recursive: true });
-      const pvUuid = sh('blkid', ['-p', '-s', 'UUID', '-o', 'value', pv]).trim();
-      const pvLabel = `Debian PV ext4, ${sizeLabel(pv)}`;
-      const b = bundle(pv, 'pv.img');
-      record('`bundle-image -i pv.img` (setup, not a rescue step)', b.r, pvLabel, b.parts);
-
-      const dest = outDir('hvm-vmdk');
-      const r = measure([
-        amibundle,
-        'unbundle',
-        '-m',
-        b.manifest,
-        '-k',
-        keys.key,
-        '-s',
-        b.dest,
-        '-d',
-        dest,
-        '--hvm',
-        '--format',
-        'vmdk',
-      ]);
-      if (!/commented out \/mnt \(\/dev\/sda2\)/.test(r.stdout))
-        throw new Error(`unbundle --hvm did not report the PV fstab entries:\n${r.stdout}`);
-      const out = only(dest);
-      checkHvmDisk('vmdk', out, pvUuid);
-      record('`unbundle -m … --hvm --format vmdk`', r, pvLabel, `vmdk ${mib(allocated(out))}`);
-      fs.rmSync(dest, { recursive: true });
-      fs.rmSync(b.dest, { recursive: true });
-
-      const disk = path.join(run, 'disk.qcow2');
-      const c = measure([amibundle, 'convert', pv, disk, '--hvm']);
-      if (!/commented out \/mnt \(\/dev\/sda2\)/.test(c.stdout))
-        throw new Error(`convert --hvm did not report the PV fstab entries:\n${c.stdout}`);
-      checkHvmDisk('qcow2', disk, pvUuid);
-      record('`convert pv-root.img disk.qcow2 --hvm`', c, pvLabel, `qcow2 ${mib(allocated(disk))}`);
-      fs.rmSync(disk);
-      fs.rmSync(pv);
-    }
-  } catch (err) {
-    failure = err;
-    log(`FAILED: ${err.message}`);
-  } finally {
-    await cleanup();
+/** The samples/ test keys, copied into the run directory with a user's modes; their paths. */
+function copyKeys() {
+  const keyDir = path.join(run, 'keys');
+  fs.mkdirSync(keyDir, { mode: 0o700 });
+  const keys = {};
+  for (const [k, f] of [
+    ['key', 'sample-key.pem'],
+    ['cert', 'sample-cert.pem'],
+    ['ec2cert', 'sample-ec2-cert.pem'],
+  ]) {
+    keys[k] = path.join(keyDir, f);
+    fs.copyFileSync(path.join(root, 'samples', f), keys[k]);
+    fs.chmodSync(keys[k], 0o600);
   }
+  return keys;
+}
 
-  // ---- the report ---------------------------------------------------------------------------------
+/** Bundles `img` as `name` with the installed copy: the measure, where the bundle is, its size. */
+function bundle(ctx, img, name) {
+  const dest = path.join(run, `bundle-${name}`);
+  fs.mkdirSync(dest);
+  const r = measure([ctx.amibundle, ...bundleImageArgs(img, ctx.keys, dest, name)]);
+  const manifest = path.join(dest, `${name}.manifest.xml`);
+  if (!fs.existsSync(manifest)) throw new Error(`bundle-image wrote no ${manifest}`);
+  const parts = fs.readdirSync(dest).filter((f) => f.includes('.part.'));
+  const bytes = parts.reduce((sum, f) => sum + fs.statSync(path.join(dest, f)).size, 0);
+  return { r, dest, manifest, parts: `bundle ${mib(bytes)} in ${parts.length} parts` };
+}
+
+/** unbundle of the local bundle `b` (its manifest and parts), with `rest` saying where to. */
+function unbundleLocal(ctx, b, rest) {
+  return measure([ctx.amibundle, 'unbundle', '-m', b.manifest, '-k', ctx.keys.key, '-s', b.dest, ...rest]);
+}
+
+const outDir = (label) => fs.mkdtempSync(path.join(run, `${label}-`));
+
+function only(dir) {
+  const files = fs.readdirSync(dir);
+  if (files.length !== 1) throw new Error(`${dir} holds ${files.join(', ') || 'nothing'}, expected one file`);
+  return path.join(dir, files[0]);
+}
+
+/** Installs the packed copy and bundles the /usr image once: what every row starts from. */
+function setup(image) {
+  const amibundle = path.join(install(), 'amibundle');
+  version = sh(amibundle, ['--version']).trim();
+  const ctx = { amibundle, keys: copyKeys(), image, usrLabel: `/usr ext4, ${sizeLabel(image)}` };
+  log('reading the image into the page cache...');
+  sh('bash', ['-c', 'cat "$1" > /dev/null', 'warm', image]);
+  log('bundle-image (setup)...');
+  const usr = bundle(ctx, image, 'usr.img');
+  record('`bundle-image -i usr.img` (setup, not a rescue step)', usr.r, ctx.usrLabel, usr.parts);
+  return { ...ctx, usr };
+}
+
+/** (a) S3 -> streamOptimized VMDK, after upload-bundle; radosgw left running for the EBS row. */
+async function s3Rows(ctx) {
+  if (!have('radosgw')) {
+    skip('upload-bundle, unbundle --from s3://', 'radosgw is not installed here');
+    return undefined;
+  }
+  log('starting radosgw (scripts/start-radosgw.sh)...');
+  const s3 = await startRadosgw();
+  const creds = ['--url', s3.endpoint, '--access-key', s3.accessKey, '--secret-key', s3.secretKey];
+  const { amibundle, usr, usrLabel } = ctx;
+  const up = measure([
+    ...[amibundle, 'upload-bundle', '-b', 'rescue-bench/images', '-m', usr.manifest],
+    ...['--acl', 'private', '--batch', ...creds],
+  ]);
+  record('`upload-bundle -b BUCKET/images -m usr.img.manifest.xml` (to radosgw)', up, usrLabel, usr.parts);
+  const dest = outDir('vmdk');
+  const r = measure([
+    ...[amibundle, 'unbundle', '--from', 's3://rescue-bench/images/usr.img.manifest.xml'],
+    ...['-k', ctx.keys.key, '-d', dest, '--format', 'vmdk', ...creds],
+  ]);
+  const out = only(dest);
+  checkClean('vmdk', out);
+  checkSame(ctx.image, 'vmdk', out);
+  record('`unbundle --from s3://… --format vmdk` (from radosgw)', r, usrLabel, `vmdk ${mib(allocated(out))}`);
+  fs.rmSync(dest, { recursive: true });
+  return { ...s3, creds };
+}
+
+/** (b) local bundle -> qcow2, and -> VMDK (what (a) costs without S3: the deflate of every grain). */
+function localFormatRows(ctx) {
+  for (const format of ['qcow2', 'vmdk']) {
+    const dest = outDir(format);
+    const r = unbundleLocal(ctx, ctx.usr, ['-d', dest, '--format', format]);
+    const out = only(dest);
+    checkClean(format, out);
+    checkSame(ctx.image, format, out);
+    record(`\`unbundle -m … --format ${format}\``, r, ctx.usrLabel, `${format} ${mib(allocated(out))}`);
+    fs.rmSync(dest, { recursive: true });
+  }
+}
+
+/** (c) straight onto a device: a loop device over a sparse file (reads zeros, as a new EBS volume). */
+async function deviceRow(ctx) {
+  if (!isRoot) return skip('unbundle --device', 'needs root (losetup)');
+  if (!have('losetup')) return skip('unbundle --device', 'losetup is not installed (util-linux)');
+  const backing = path.join(run, 'device.raw');
+  fs.writeFileSync(backing, '');
+  fs.truncateSync(backing, fs.statSync(ctx.image).size);
+  const dev = sh('losetup', ['--find', '--show', backing]).trim();
+  const detach = () => {
+    if (spawnSync('losetup', ['--detach', dev]).status !== 0) log(`WARNING: could not detach ${dev}`);
+  };
+  undo.push(detach);
+  try {
+    const r = unbundleLocal(ctx, ctx.usr, ['--device', dev, '--assume-zeroed', '--check', '--batch']);
+    checkSame(ctx.image, 'raw', backing);
+    record(
+      '`unbundle -m … --device /dev/loopN --assume-zeroed --check --batch`',
+      r,
+      ctx.usrLabel,
+      '1 GiB loop device over a sparse file, read back',
+    );
+  } finally {
+    await release(detach);
+    fs.rmSync(backing, { force: true });
+  }
+}
+
+/** (e) -> EBS snapshot and AMI, from the S3 bundle when radosgw runs, else the local bundle. */
+async function ebsRow(ctx, s3) {
+  log('starting the EBS direct test server (vite-node scripts/ebs-test-server.mjs)...');
+  const ebs = await startEbsServer();
+  const env = { ...ebs.env, AMIBUNDLE_EBS_POLL_MS: '100' };
+  const source = s3 ? ['s3://rescue-bench/images/usr.img.manifest.xml', ...s3.creds] : [ctx.usr.manifest];
+  const r = measure(
+    [
+      ...[ctx.amibundle, 'to-ebs', ...source, '-k', ctx.keys.key, '--register', 'rescue-bench'],
+      // The /usr image holds no boot loader: --force registers it anyway (the time is the same).
+      ...['--force', '--endpoint-url', ebs.url, '--batch', '--json'],
+    ],
+    env,
+  );
+  const done = events(r.stdout).find((e) => e.type === 'done');
+  if (!done?.snapshotId || !done?.imageId) throw new Error(`to-ebs: no snapshot and AMI in\n${r.stdout}`);
+  const back = path.join(run, 'from-ebs.raw');
+  sh(
+    ctx.amibundle,
+    ['from-ebs', done.snapshotId, '-o', back, '--endpoint-url', ebs.url, '--region', ebs.region],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  checkSame(ctx.image, 'raw', back);
+  fs.rmSync(back);
+  record(
+    `\`to-ebs ${s3 ? 's3://…' : '….manifest.xml'} --register NAME --force\` (EBS test server, no link modelled)`,
+    r,
+    ctx.usrLabel,
+    `${done.blocksSent} blocks sent, ${done.zeroBlocksSkipped} zero blocks skipped`,
+  );
+  await release(ebs.stop);
+}
+
+/** The boot tests' newest cached Debian tree, or undefined (with the row skipped) when the HVM rows cannot run. */
+function debianTreeTar() {
+  const tars = fs.existsSync(bootCache)
+    ? fs
+        .readdirSync(bootCache)
+        .filter((f) => /^debian-.*\.tar$/.test(f))
+        .map((f) => path.join(bootCache, f))
+    : [];
+  const what = 'unbundle --hvm, convert --hvm';
+  if (!isRoot) return skip(what, 'they need root (loop mounts)');
+  if (tars.length === 0)
+    return skip(
+      what,
+      `no Debian tree in ${bootCache} (the boot tests build it: npx vitest run test/boot/hvm.test.ts)`,
+    );
+  if (!have('grub-install')) return skip(what, 'grub-install (grub-pc-bin) is not installed');
+  return tars.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+}
+
+/** A PV root (768 MiB ext4, no partition table) of the Debian tree in `tar`, with the PV fstab. */
+function makePvImage(tar) {
+  log(`making a PV image (768 MiB ext4, no partition table) of ${path.basename(tar)}...`);
+  const tree = path.join(run, 'pv-tree');
+  fs.mkdirSync(tree);
+  sh('tar', [
+    ...['--extract', '--file', tar, '--preserve-permissions', '--numeric-owner'],
+    ...['--xattrs', '--xattrs-include=*', '--acls', '-C', tree],
+  ]);
+  fs.writeFileSync(path.join(tree, 'etc/fstab'), PV_FSTAB);
+  const pv = path.join(run, 'pv.img');
+  fs.writeFileSync(pv, '');
+  fs.truncateSync(pv, 768 * MIB);
+  sh('mkfs.ext4', ['-q', '-F', '-d', tree, pv]);
+  fs.rmSync(tree, { recursive: true });
+  const pvUuid = sh('blkid', ['-p', '-s', 'UUID', '-o', 'value', pv]).trim();
+  return { pv, pvUuid, pvLabel: `Debian PV ext4, ${sizeLabel(pv)}` };
+}
+
+/** Throws unless an --hvm run reported the PV fstab entries it commented out. */
+function checkFstabReported(what, stdout) {
+  if (!/commented out \/mnt \(\/dev\/sda2\)/.test(stdout))
+    throw new Error(`${what} did not report the PV fstab entries:\n${stdout}`);
+}
+
+/** (d) PV -> HVM on the boot tests' Debian system as a partitionless ext4. */
+function hvmRows(ctx) {
+  const tar = debianTreeTar();
+  if (!tar) return;
+  const { pv, pvUuid, pvLabel } = makePvImage(tar);
+  const b = bundle(ctx, pv, 'pv.img');
+  record('`bundle-image -i pv.img` (setup, not a rescue step)', b.r, pvLabel, b.parts);
+
+  const dest = outDir('hvm-vmdk');
+  const r = unbundleLocal(ctx, b, ['-d', dest, '--hvm', '--format', 'vmdk']);
+  checkFstabReported('unbundle --hvm', r.stdout);
+  const out = only(dest);
+  checkHvmDisk('vmdk', out, pvUuid);
+  record('`unbundle -m … --hvm --format vmdk`', r, pvLabel, `vmdk ${mib(allocated(out))}`);
+  fs.rmSync(dest, { recursive: true });
+  fs.rmSync(b.dest, { recursive: true });
+
+  const disk = path.join(run, 'disk.qcow2');
+  const c = measure([ctx.amibundle, 'convert', pv, disk, '--hvm']);
+  checkFstabReported('convert --hvm', c.stdout);
+  checkHvmDisk('qcow2', disk, pvUuid);
+  record('`convert pv-root.img disk.qcow2 --hvm`', c, pvLabel, `qcow2 ${mib(allocated(disk))}`);
+  fs.rmSync(disk);
+  fs.rmSync(pv);
+}
+
+/** Every row in order; the S3 server lives from the S3 rows to the EBS row. */
+async function runRows(image) {
+  const ctx = setup(image);
+  const s3 = await s3Rows(ctx);
+  localFormatRows(ctx);
+  await deviceRow(ctx);
+  await ebsRow(ctx, s3);
+  if (s3) await release(s3.stop);
+  fs.rmSync(ctx.usr.dest, { recursive: true });
+  hvmRows(ctx);
+}
+
+// ---- the report -----------------------------------------------------------------------------------
+
+/** The markdown report on stdout: the machine and its load, the rows, the skips, a failure. */
+function report({ loadStart, uptimeStart, failure }) {
   const loadEnd = os.loadavg();
   const cpu = os.cpus();
   const fmt = (l) => l.map((x) => x.toFixed(2)).join(' ');
@@ -620,6 +540,27 @@ async function main() {
     );
     process.exitCode = 1;
   }
+}
+
+async function main() {
+  checkTools();
+  const uptimeStart = sh('uptime', []).trim();
+  const loadStart = os.loadavg();
+  const image = ensureUsrImage();
+
+  run = fs.mkdtempSync('/var/tmp/amibundle-rescue-');
+  fs.chmodSync(run, 0o700);
+  undo.push(() => fs.rmSync(run, { recursive: true, force: true }));
+  let failure;
+  try {
+    await runRows(image);
+  } catch (err) {
+    failure = err;
+    log(`FAILED: ${err.message}`);
+  } finally {
+    await cleanup();
+  }
+  report({ loadStart, uptimeStart, failure });
   log('done');
 }
 

@@ -19,6 +19,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { bundleImageArgs } from './lib/bundle-image-argv.mjs';
+import { GNU_TIME, timeProcess } from './lib/gnu-time.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // --bin PATH measures another copy, e.g. the installed one (PREFIX/lib/node_modules/amibundle/bin/amibundle.js).
@@ -29,7 +31,6 @@ const bin =
     : path.join(root, 'bin/amibundle.js');
 const makeImage = path.join(root, 'scripts/make-bench-image.sh');
 const imagesDir = '/var/tmp/amibundle-bench';
-const GNU_TIME = '/usr/bin/time';
 const MIB = 1024 * 1024;
 const cpus = os.availableParallelism();
 const started = Date.now();
@@ -129,24 +130,14 @@ function warm(file) {
 }
 
 /**
- * Runs argv under GNU time: wall seconds measured here, user/system CPU and peak RSS (largest
- * process of the tree, as wait4() reports it) from GNU time.
+ * Runs argv under GNU time (lib/gnu-time.mjs): wall seconds measured here, user/system CPU and
+ * peak RSS (largest process of the tree, as wait4() reports it) from GNU time.
  */
 function measure(argv, env = {}) {
-  const resFile = path.join(run, `time-${crypto.randomBytes(4).toString('hex')}`);
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(GNU_TIME, ['-f', '%U %S %M', '-o', resFile, '--', ...argv], {
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-    maxBuffer: 256 * MIB,
-  });
-  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const timeOut = fs.existsSync(resFile) ? fs.readFileSync(resFile, 'utf8').trim().split('\n').pop() : '';
-  fs.rmSync(resFile, { force: true });
-  if (r.status !== 0)
-    throw new Error(`${argv.slice(0, 3).join(' ')}… failed (exit ${r.status}): ${r.stderr.trim()}`);
-  const [user, sys, rssKiB] = timeOut.split(' ').map(Number);
-  return { wall, user, sys, cpu: user + sys, rss: rssKiB * 1024, stdout: r.stdout };
+  const t = timeProcess(argv, run, env);
+  if (t.status !== 0)
+    throw new Error(`${argv.slice(0, 3).join(' ')}… failed (exit ${t.status}): ${t.stderr.trim()}`);
+  return { wall: t.wallHere, user: t.user, sys: t.sys, cpu: t.cpu, rss: t.rss, stdout: t.stdout };
 }
 
 function events(stdout) {
@@ -176,24 +167,7 @@ function ours(id, image, extra = []) {
   const r = measure([
     process.execPath,
     bin,
-    'bundle-image',
-    '-i',
-    image,
-    '-k',
-    keys.key,
-    '-c',
-    keys.cert,
-    '--ec2cert',
-    keys.ec2cert,
-    '-u',
-    '123456789012',
-    '-r',
-    'x86_64',
-    '-d',
-    dest,
-    '-p',
-    'img',
-    '--batch',
+    ...bundleImageArgs(image, keys, dest, 'img'),
     '--json',
     ...extra,
   ]);

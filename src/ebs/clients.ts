@@ -2,17 +2,29 @@
 // default chain unless given, an endpoint override for test servers, keep-alive sockets for the
 // parallel block requests, a connection timeout plus a stall timeout per request, and the SDK's
 // own retries OFF (maxAttempts 1) so that retry.ts is the only retry layer: nested retries
-// multiply (coldsnap's users counted 36 attempts per block).
+// multiply (coldsnap's users counted 36 attempts per block). The EC2 SDK is loaded only when an
+// EC2 call is made: it is one 2 MB module that takes 1-3 s of CPU to load on a busy 2-core machine,
+// while an upload or a read of a completed snapshot may need no EC2 call at all.
 import http from 'node:http';
 import https from 'node:https';
 import { EBSClient } from '@aws-sdk/client-ebs';
-import { EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client } from '@aws-sdk/client-ec2';
 import { AmiError, ExitCode } from '../errors.js';
 import { MAX_CONNECT_TIMEOUT_MS, type EbsConnectionConfig } from './connection.js';
 
+export type Ec2Sdk = typeof import('@aws-sdk/client-ec2');
+
+let ec2Sdk: Promise<Ec2Sdk> | undefined;
+
+/** The EC2 SDK module (its command classes), loaded on first use. */
+export function loadEc2Sdk(): Promise<Ec2Sdk> {
+  return (ec2Sdk ??= import('@aws-sdk/client-ec2'));
+}
+
 export interface EbsClients {
   readonly ebs: EBSClient;
-  readonly ec2: EC2Client;
+  /** The EC2 client, created (and its SDK loaded) on the first send. */
+  readonly ec2: Pick<EC2Client, 'send'>;
   /** Closes the sockets; call once the run is over. */
   destroy(): void;
 }
@@ -48,16 +60,24 @@ export function createEbsClients(conn: EbsConnectionConfig): EbsClients {
     ...common,
     ...(conn.ebsEndpoint !== undefined ? { endpoint: conn.ebsEndpoint } : {}),
   });
-  const ec2 = new EC2Client({
-    ...common,
-    ...(conn.ec2Endpoint !== undefined ? { endpoint: conn.ec2Endpoint } : {}),
-  });
+  let ec2: EC2Client | undefined;
+  let ec2Ready: Promise<EC2Client> | undefined;
+  const ec2Client = (): Promise<EC2Client> =>
+    (ec2Ready ??= loadEc2Sdk().then(
+      (sdk) =>
+        (ec2 = new sdk.EC2Client({
+          ...common,
+          ...(conn.ec2Endpoint !== undefined ? { endpoint: conn.ec2Endpoint } : {}),
+        })),
+    ));
+  const send = (...args: unknown[]): Promise<unknown> =>
+    ec2Client().then((client) => (client.send as (...a: unknown[]) => Promise<unknown>).apply(client, args));
   return {
     ebs,
-    ec2,
+    ec2: { send: send as EC2Client['send'] },
     destroy() {
       ebs.destroy();
-      ec2.destroy();
+      ec2?.destroy();
       agents.http.destroy();
       agents.https.destroy();
     },

@@ -1,8 +1,8 @@
 // Reads an EBS snapshot back through the EBS direct APIs: DescribeSnapshots until it is
 // `completed` (a pending snapshot cannot be read), ListSnapshotBlocks page by page, and
-// GetSnapshotBlock in parallel with a bounded window. Blocks reach the writer in ascending order
-// (the image sinks take ascending offsets), so at most `concurrency` blocks are held at once:
-// memory = in-flight × 512 KiB. Each block's SHA-256 is checked against the x-amz-Checksum AWS
+// GetSnapshotBlock in parallel, `concurrency` in flight. Blocks reach the writer in ascending order
+// (the image sinks take ascending offsets) through a reorder window of at most 2 × concurrency
+// blocks: memory = 2 × in-flight × 512 KiB. Each block's SHA-256 is checked against the x-amz-Checksum AWS
 // sends with it; a block that fails the check is fetched again (AWS: "consider the data not
 // valid and retry"), under the same bounded retry policy as every other request, in the same one
 // loop, never nested. Blocks not listed are holes: they are never written.
@@ -10,10 +10,9 @@ import crypto from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetSnapshotBlockCommand, ListSnapshotBlocksCommand } from '@aws-sdk/client-ebs';
-import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { AmiError, ExitCode } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
-import type { EbsClients } from './clients.js';
+import { loadEc2Sdk, type EbsClients } from './clients.js';
 import { BLOCK_SIZE, type EbsConnectionConfig } from './connection.js';
 import { EbsError, withEbsRetry, type EbsTarget } from './retry.js';
 
@@ -25,7 +24,8 @@ const PAGE_SIZE = 10000;
 export interface SnapshotFacts {
   readonly id: string;
   readonly volumeGiB: number;
-  readonly encrypted: boolean;
+  /** Absent when EBS direct alone said the snapshot is readable (EC2 was not asked). */
+  readonly encrypted?: boolean;
   readonly description?: string;
 }
 
@@ -75,7 +75,35 @@ function describeTarget(id: string): EbsTarget {
 }
 
 /**
- * The snapshot's facts once it is `completed`. Pending: waits (polling with back-off) when
+ * The volume size of a snapshot EBS direct reads, i.e. a `completed` one (EBS direct reads
+ * nothing else), from one small ListSnapshotBlocks page; undefined when it does not (pending,
+ * unknown, archived, not allowed: DescribeSnapshots then says which). A completed snapshot so
+ * needs no EC2 call, and the EC2 SDK is not even loaded.
+ */
+export async function completedVolumeGiB(opts: ReadOptions, snapshotId: string): Promise<number | undefined> {
+  try {
+    const page = await withEbsRetry(
+      opts.conn.retry,
+      { op: 'ListSnapshotBlocks', snapshotId },
+      () =>
+        opts.clients.ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, MaxResults: 100 }), {
+          ...(opts.signal ? { abortSignal: opts.signal } : {}),
+        }),
+      opts.signal ? { signal: opts.signal } : {},
+    );
+    return page.VolumeSize !== undefined && page.VolumeSize > 0 ? page.VolumeSize : undefined;
+  } catch (err) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    (opts.out ?? silentReporter).debug(
+      `ListSnapshotBlocks of ${snapshotId} failed (${(err as Error).message}): asking DescribeSnapshots`,
+    );
+    return undefined;
+  }
+}
+
+/**
+ * The snapshot's facts once it is `completed`: straight away when EBS direct reads it, else from
+ * DescribeSnapshots. Pending: waits (polling with back-off) when
  * `wait`, else refuses with a line saying so; `error` or an archived snapshot is refused.
  */
 export async function waitForCompleted(
@@ -85,8 +113,11 @@ export async function waitForCompleted(
   pollMs = { first: 250, max: 15_000 },
 ): Promise<SnapshotFacts> {
   const out = opts.out ?? silentReporter;
+  const volumeGiB = await completedVolumeGiB(opts, snapshotId);
+  if (volumeGiB !== undefined) return { id: snapshotId, volumeGiB };
   let delay = pollMs.first;
   let announced = false;
+  const { DescribeSnapshotsCommand } = await loadEc2Sdk();
   for (;;) {
     let snap;
     try {
@@ -245,10 +276,22 @@ async function getBlock(
   );
 }
 
+interface Pending {
+  readonly index: number;
+  readonly data: Promise<Buffer>;
+  /** Resolves (never rejects) once the request settled. */
+  readonly settled: Promise<void>;
+  done: boolean;
+}
+
 /**
- * Reads every listed block of a completed snapshot into `into`, in ascending offsets, at most
- * `conn.concurrency` blocks in flight or waiting. On failure, the requests still running are
- * cancelled and awaited before the error is thrown, so nothing writes after it.
+ * Reads every listed block of a completed snapshot into `into`, in ascending offsets. At most
+ * `conn.concurrency` requests are in flight, and a slot is refilled as soon as any request ends:
+ * blocks that arrive ahead of an earlier, slower one wait in a reorder window of at most
+ * `concurrency` more, so one slow block does not idle the other connections (it did when the
+ * window was the in-flight count: every request behind a slow head had to wait for it). Memory:
+ * at most 2 × concurrency × 512 KiB. On failure, the requests still running are cancelled and
+ * awaited before the error is thrown, so nothing writes after it.
  */
 export async function readSnapshotBlocks(
   opts: ReadOptions,
@@ -259,11 +302,25 @@ export async function readSnapshotBlocks(
   const stats: ReadStats = { blocks: 0, dataBytes: 0, pages: 0, getRequests: 0, checksumRetries: 0 };
   const stop = new AbortController();
   const abort = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
-  // Every request in flight (and every back-off sleep) listens on it: no leak warning past 10.
   const concurrency = Math.max(1, opts.conn.concurrency);
+  // Every request in flight (and every back-off sleep) listens on it: no leak warning past 10.
   setMaxListeners(concurrency * 3 + 16, abort);
-  const window: { index: number; data: Promise<Buffer> }[] = [];
+  const window: Pending[] = [];
+  const maxHeld = 2 * concurrency;
+  let inFlight = 0;
   const total = facts.volumeGiB * GIB;
+
+  // Writing runs beside the requests, not between them: a slot that frees up while a block is
+  // being written is refilled at once, instead of after the write (and the writes queued behind it).
+  let writing: Promise<void> | undefined;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const changed = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const nextChange = (): Promise<void> => new Promise((resolve) => (wake = resolve));
 
   const writeHead = async (): Promise<void> => {
     const head = window.shift()!;
@@ -274,19 +331,56 @@ export async function readSnapshotBlocks(
     out.progress({ phase: 'from-ebs', done: (head.index + 1) * BLOCK_SIZE, total, unit: 'bytes' });
   };
 
+  /** Writes the blocks at the head of the window that have arrived, one at a time, in order. */
+  const pumpWrites = (): void => {
+    if (writing || failure || !window[0]?.done) return;
+    writing = writeHead().then(
+      () => {
+        writing = undefined;
+        changed();
+        pumpWrites();
+      },
+      (error: unknown) => {
+        failure ??= { error };
+        writing = undefined;
+        changed();
+      },
+    );
+  };
+
   try {
     for await (const b of listBlocks(opts, facts, stats)) {
+      while (!failure && (inFlight >= concurrency || window.length >= maxHeld)) await nextChange();
+      if (failure) throw failure.error;
       const data = getBlock(opts, facts.id, b, stats, abort);
-      data.catch(() => undefined); // awaited in order by writeHead; a failure is seen there
-      window.push({ index: b.index, data });
-      if (window.length >= concurrency) await writeHead();
+      inFlight++;
+      const entry: Pending = {
+        index: b.index,
+        data,
+        // A failure is seen (thrown) where writeHead awaits the data.
+        settled: data.then(
+          () => undefined,
+          () => undefined,
+        ),
+        done: false,
+      };
+      void entry.settled.then(() => {
+        entry.done = true;
+        inFlight--;
+        changed();
+        pumpWrites();
+      });
+      window.push(entry);
     }
-    while (window.length) await writeHead();
+    while (!failure && (window.length > 0 || writing)) await nextChange();
+    if (failure) throw failure.error;
     out.progress({ phase: 'from-ebs', done: total, total, unit: 'bytes' });
     return stats;
   } catch (err) {
     stop.abort(err);
     await Promise.allSettled(window.map((w) => w.data));
+    // Nothing writes after the failure is thrown.
+    await writing;
     if (opts.signal?.aborted) throw opts.signal.reason;
     throw err;
   } finally {

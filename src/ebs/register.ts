@@ -1,14 +1,10 @@
 // Registering an EBS-backed AMI from a completed snapshot: RegisterImage with the snapshot as the
 // root device, HVM, the boot mode, ENA and SR-IOV flags, IMDSv2 required unless asked otherwise,
 // and EnableImageDeprecation as a second call when a deprecation time is given.
-import {
-  EnableImageDeprecationCommand,
-  RegisterImageCommand,
-  type ArchitectureValues,
-} from '@aws-sdk/client-ec2';
+import type { ArchitectureValues } from '@aws-sdk/client-ec2';
 import { BundleError } from '../errors.js';
 import { DEFAULT_ROOT_DEVICE, type BootMode } from './boot-mode.js';
-import type { EbsClients } from './clients.js';
+import { loadEc2Sdk, type EbsClients } from './clients.js';
 import type { EbsConnectionConfig } from './connection.js';
 import { withEbsRetry } from './retry.js';
 
@@ -42,6 +38,7 @@ export async function registerImage(
   signal?: AbortSignal,
 ): Promise<string> {
   const rootDevice = r.rootDevice ?? DEFAULT_ROOT_DEVICE;
+  const { EnableImageDeprecationCommand, RegisterImageCommand } = await loadEc2Sdk();
   const res = await withEbsRetry(
     conn.retry,
     { op: 'RegisterImage', snapshotId: r.snapshotId },

@@ -1,7 +1,7 @@
 // The image-sink contract (data arrives in ascending offsets, everything never written is a hole)
 // turned into 512 KiB snapshot blocks: data is gathered into whole blocks, a partly written block
 // is zero-filled, and runs of hole blocks are handed over as zero ranges without a buffer. At
-// most in-flight + 1 block buffers exist. The snapshot is started only when the first block is
+// most in-flight + a few (the writer's ready-ahead queue, the block being gathered) buffers exist. The snapshot is started only when the first block is
 // ready, so a check of the image's head (the boot sector) can refuse before anything is created.
 import type { ImageSink } from '../disk/image-sink.js';
 import type { Reporter } from '../events.js';

@@ -6,15 +6,15 @@
 // `completed`, and registered.
 import crypto from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import type { Tag } from '@aws-sdk/client-ebs';
 import type { Reporter } from '../events.js';
 import { BundleError, UsageError } from '../errors.js';
 import { inspectBootMode, type BootMode } from './boot-mode.js';
-import { checkEbsSetup, createEbsClients, type EbsClients } from './clients.js';
+import { checkEbsSetup, createEbsClients, loadEc2Sdk, type EbsClients } from './clients.js';
 import type { EbsConnectionConfig } from './connection.js';
 import type { ImageSource } from './image-source.js';
 import { Journal, readJournal, type JournalState } from './journal.js';
+import { completedVolumeGiB } from './read-snapshot.js';
 import { registerImage, type RegisterRequest } from './register.js';
 import { withEbsRetry } from './retry.js';
 import { SnapshotSink } from './snapshot-sink.js';
@@ -118,6 +118,15 @@ function openJournal(o: ToEbsOptions, volumeGiB: number): Journal {
 
 async function waitCompleted(clients: EbsClients, o: ToEbsOptions, snapshotId: string): Promise<void> {
   const pollMs = o.pollMs ?? 2000;
+  // Already readable through EBS direct: completed, without loading the EC2 SDK (seconds of CPU).
+  if (
+    (await completedVolumeGiB(
+      { clients, conn: o.conn, out: o.out, ...(o.signal ? { signal: o.signal } : {}) },
+      snapshotId,
+    )) !== undefined
+  )
+    return;
+  const { DescribeSnapshotsCommand } = await loadEc2Sdk();
   for (;;) {
     const res = await withEbsRetry(
       o.conn.retry,

@@ -195,8 +195,11 @@ describe('amibundle from-ebs', () => {
     ]);
     const id = await makeSnapshot(blocks);
     const out = path.join(tmp.dir, 'plain.img');
+    const described = server.faults.counters.requests.DescribeSnapshots ?? 0;
     const r = await fromEbs([id, '-o', out, '--json', '--concurrency', '3']);
     expect(r.code, r.stderr).toBe(0);
+    // EBS direct lists it, so it is completed: no EC2 call (and no EC2 SDK loaded) was needed.
+    expect((server.faults.counters.requests.DescribeSnapshots ?? 0) - described).toBe(0);
     expectImage(out, 1, blocks);
     const done = doneEvent(r);
     expect(done).toMatchObject({
@@ -209,6 +212,33 @@ describe('amibundle from-ebs', () => {
     // One GET per listed block, nothing for the holes.
     expect(done.getRequests).toBe(5);
     expect(leftovers(tmp.dir)).toEqual([]);
+  });
+
+  it('keeps the connections busy while an earlier block is slow: blocks behind it are fetched ahead', async () => {
+    const blocks = new Map<number, Buffer>(Array.from({ length: 24 }, (_, i) => [i, block(100 + i)]));
+    const id = await makeSnapshot(blocks);
+    const gets = (): number => server.faults.counters.requests.GetSnapshotBlock ?? 0;
+    const before = gets();
+    // The first block request to arrive is answered only once 8 have arrived (or after 10 s):
+    // with 4 in flight, the blocks after it are fetched ahead into the reorder window (2 x 4).
+    let arrivedWhileHeld = 0;
+    server.faults.holdNext(
+      1,
+      () => {
+        arrivedWhileHeld = gets() - before;
+        return arrivedWhileHeld >= 8;
+      },
+      10_000,
+      'GetSnapshotBlock',
+    );
+    const out = path.join(tmp.dir, 'slow-head.img');
+    const r = await fromEbs([id, '-o', out, '--json', '--concurrency', '4']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    // In-order writing used to stall every slot behind the held block: at most 3 + 4 arrived.
+    expect(arrivedWhileHeld).toBeGreaterThanOrEqual(8);
+    expect(gets() - before).toBe(24);
+    expectImage(out, 1, blocks);
   });
 
   it('reads 16 blocks at once (the default) without a listener-leak warning on stderr', async () => {
@@ -265,7 +295,8 @@ describe('amibundle from-ebs', () => {
       expect(r.code, r.stderr).toBe(0);
       expectImage(out, 1, blocks);
       expect(doneEvent(r)).toMatchObject({ blocks: 250, pages: 3 });
-      expect(paged.faults.counters.requests.ListSnapshotBlocks).toBe(3);
+      // The 3 pages, and the one small page that found the snapshot readable (completed).
+      expect(paged.faults.counters.requests.ListSnapshotBlocks).toBe(4);
     });
   });
 
@@ -354,7 +385,8 @@ describe('amibundle from-ebs', () => {
     const run = fromEbs([id, '-o', out]);
     while ((server.faults.counters.requests.DescribeSnapshots ?? 0) < described + 2)
       await new Promise((r) => setTimeout(r, 50));
-    expect(server.faults.counters.requests.ListSnapshotBlocks ?? 0).toBe(lists);
+    // Only the first probe, which EBS direct refused as the snapshot is pending; no block listed.
+    expect(server.faults.counters.requests.ListSnapshotBlocks ?? 0).toBe(lists + 1);
     const agg = crypto
       .createHash('sha256')
       .update(sha256(blocks.get(7)!))

@@ -98,14 +98,25 @@ describe('to-ebs', () => {
     }
   });
 
-  it('a 10 GiB image holding a few MiB sends only its data blocks', async () => {
+  it('a 10 GiB image holding 100 MiB of data sends only its 200 data blocks', async () => {
     const big = path.join(tmp.dir, 'big.img');
-    const blocks = [0, 1, 5, 2047, 2048, 9000, 20479];
+    // 200 blocks of 512 KiB spread over the volume, the first and the last block among them.
+    const blocks = [...Array.from({ length: 199 }, (_, i) => i * 102 + (i % 3)), 20479];
+    expect(new Set(blocks).size * BLOCK).toBe(100 * 2 ** 20);
     sparseImage(big, 10 * 2 ** 30, blocks);
     const before = puts();
-    const r = await ebsCli(server, ['to-ebs', big, '--json']);
-    expect(r.code).toBe(0);
+    const described = server.faults.counters.requests.DescribeSnapshots ?? 0;
+    // Completed at once: EBS direct reads it straight after CompleteSnapshot, so no EC2 call is needed.
+    server.state.timing.completionDelayMs = 0;
+    let r;
+    try {
+      r = await ebsCli(server, ['to-ebs', big, '--json']);
+    } finally {
+      server.state.timing.completionDelayMs = 300;
+    }
+    expect(r.code, r.stderr).toBe(0);
     expect(puts() - before).toBe(blocks.length);
+    expect((server.faults.counters.requests.DescribeSnapshots ?? 0) - described).toBe(0);
     const done = r.stdout
       .split('\n')
       .filter((l) => l.startsWith('{'))

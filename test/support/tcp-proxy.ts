@@ -34,6 +34,8 @@ export class TcpProxy {
   dropped = 0;
   stalled = 0;
   bytesUp = 0;
+  /** When server bytes were last passed on to a client (performance.timeOrigin + now, ms). */
+  lastDownAt = 0;
 
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
@@ -138,11 +140,11 @@ export class TcpProxy {
       }
       return true;
     });
-    this.link(server, client);
+    this.link(server, client, undefined, true);
   }
 
   /** Forwards src to dst through a queue that applies hold, latency and the bandwidth cap. */
-  private link(src: net.Socket, dst: net.Socket, inspect?: (chunk: Buffer) => boolean): void {
+  private link(src: net.Socket, dst: net.Socket, inspect?: (chunk: Buffer) => boolean, down = false): void {
     const queue: { chunk: Buffer; due: number }[] = [];
     let queued = 0;
     let nextFree = 0;
@@ -164,9 +166,12 @@ export class TcpProxy {
         }
         queue.shift();
         queued -= head.chunk.length;
+        // The chunk's slot on the link starts when it was due, not when this timer got to run: a
+        // late timer delays the chunk but does not shrink the link (it lost ~17% under load).
         if (this.bytesPerSecond > 0)
-          nextFree = Math.max(nextFree, now) + (head.chunk.length / this.bytesPerSecond) * 1000;
+          nextFree = Math.max(nextFree, head.due) + (head.chunk.length / this.bytesPerSecond) * 1000;
         if (queued < HIGH_WATER / 2) src.resume();
+        if (down) this.lastDownAt = performance.timeOrigin + now;
         if (!dst.write(head.chunk)) {
           waitingDrain = true;
           dst.once('drain', () => {

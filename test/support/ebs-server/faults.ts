@@ -7,6 +7,7 @@ export type FaultKind =
   | { kind: 'status'; status: number }
   | { kind: 'reset' }
   | { kind: 'stall'; ms: number }
+  | { kind: 'hold'; until: () => boolean; maxMs: number }
   | { kind: 'corrupt' };
 
 interface QueuedFault {
@@ -56,7 +57,22 @@ export interface Counters {
   readonly bytesPerAction: Record<string, number>;
   /** Response body bytes of GetSnapshotBlock sent. */
   blockBytesSent: number;
+  /** Per action: when requests arrived and were answered, and how many were open at once. */
+  readonly timeline: Record<string, ActionTimeline>;
 }
+
+/** Times are performance.timeOrigin + performance.now() (ms), comparable across the process. */
+export interface ActionTimeline {
+  /** The first request's arrival (its head, before its body). */
+  first: number;
+  /** The last answer's end (or its connection's close). */
+  last: number;
+  /** Requests arrived and not yet answered, now and at most. */
+  open: number;
+  maxOpen: number;
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
 
 export class Faults {
   private queue: QueuedFault[] = [];
@@ -70,6 +86,7 @@ export class Faults {
     bytesReceived: 0,
     bytesPerAction: {},
     blockBytesSent: 0,
+    timeline: {},
   };
 
   /** The next `count` requests (of `action`, or of any action) are answered with this HTTP status (500 or 503). */
@@ -85,6 +102,11 @@ export class Faults {
   /** The next `count` requests are never answered; their connection is dropped after `ms` (Infinity: held until close()). */
   stallNext(count: number, ms: number, action?: string): void {
     this.queue.push({ action, remaining: count, fault: { kind: 'stall', ms } });
+  }
+
+  /** The next `count` requests are answered only once `until()` holds (checked every 5 ms), or after `maxMs`. */
+  holdNext(count: number, until: () => boolean, maxMs: number, action?: string): void {
+    this.queue.push({ action, remaining: count, fault: { kind: 'hold', until, maxMs } });
   }
 
   /** The next `count` GetSnapshotBlock answers carry one flipped byte (the checksum header stays that of the true data). */
@@ -153,6 +175,17 @@ export class Faults {
     this.counters.requests[action] = (this.counters.requests[action] ?? 0) + 1;
     this.counters.bytesReceived += bytes;
     this.counters.bytesPerAction[action] = (this.counters.bytesPerAction[action] ?? 0) + bytes;
+  }
+
+  /** A request of `action` arrived; it stays open until `res` closes (the bench's and the window tests' view). */
+  arrived(action: string, res: { once(event: 'close', f: () => void): unknown }): void {
+    const t = (this.counters.timeline[action] ??= { first: now(), last: 0, open: 0, maxOpen: 0 });
+    t.open++;
+    t.maxOpen = Math.max(t.maxOpen, t.open);
+    res.once('close', () => {
+      t.open--;
+      t.last = now();
+    });
   }
 
   countThrottled(action: string): void {

@@ -15,7 +15,7 @@ import { verifySigV4, type SigV4Failure } from './sigv4.js';
 import { Store } from './store.js';
 
 export { BLOCK_SIZE, BLOCKS_PER_GIB, linearChecksum, type Snapshot, type Image } from './store.js';
-export type { Faults, ThrottleRates, Counters } from './faults.js';
+export type { Faults, ThrottleRates, Counters, ActionTimeline } from './faults.js';
 
 export interface EbsServerOptions {
   accessKeyId?: string;
@@ -159,6 +159,7 @@ export async function startEbsServer(options: EbsServerOptions = {}): Promise<Eb
       ? (route?.action ?? 'UnknownEbsOperation')
       : (form.get('Action') ?? 'UnknownEc2Action');
     const fail = (e: ApiError): void => (isEbs ? sendEbsError(res, e) : sendEc2Error(res, e));
+    if (!isEbs) faults.arrived(action, res);
     faults.count(action, body?.length ?? 0);
     if (body === undefined)
       return fail(new ApiError(413, 'RequestEntityTooLarge', 'The request body is too large.'));
@@ -177,6 +178,10 @@ export async function startEbsServer(options: EbsServerOptions = {}): Promise<Eb
         timers.add(t);
       }
       return;
+    }
+    if (fault?.kind === 'hold') {
+      const until = Date.now() + fault.maxMs;
+      while (!fault.until() && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     }
     if (fault?.kind === 'status') {
       if (isEbs)
@@ -248,6 +253,14 @@ export async function startEbsServer(options: EbsServerOptions = {}): Promise<Eb
   };
 
   const server = http.createServer((req, res) => {
+    // EBS calls are open from their head's arrival (a block's body takes a while); EC2 ones once read.
+    let ebsRoute;
+    try {
+      ebsRoute = routeEbs(req.method ?? 'GET', req.url ?? '/');
+    } catch {
+      ebsRoute = undefined; // a malformed path: handle() answers it
+    }
+    if (ebsRoute) faults.arrived(ebsRoute.action, res);
     handle(req, res).catch((e: unknown) => {
       const isEbs = (req.url ?? '').startsWith('/snapshots');
       const err =
