@@ -279,9 +279,86 @@ async function getBlock(
 interface Pending {
   readonly index: number;
   readonly data: Promise<Buffer>;
-  /** Resolves (never rejects) once the request settled. */
-  readonly settled: Promise<void>;
   done: boolean;
+}
+
+/**
+ * Blocks requested in ascending order and written in that order as they arrive. Writing runs
+ * beside the requests, not between them: a slot that frees up while a block is being written is
+ * refilled at once, instead of after the write (and the writes queued behind it).
+ */
+class ReorderWindow {
+  private readonly held: Pending[] = [];
+  private writing: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  failure: { error: unknown } | undefined;
+  inFlight = 0;
+
+  constructor(private readonly write: (index: number, data: Buffer) => Promise<void>) {}
+
+  get size(): number {
+    return this.held.length;
+  }
+
+  /** Requests still held or a write under way. */
+  get busy(): boolean {
+    return this.held.length > 0 || this.writing !== undefined;
+  }
+
+  /** Resolves at the next arrival, write or failure. */
+  nextChange(): Promise<void> {
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  add(index: number, data: Promise<Buffer>): void {
+    const entry: Pending = { index, data, done: false };
+    this.inFlight++;
+    // A failure is seen (thrown) where the write awaits the data.
+    void data
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        entry.done = true;
+        this.inFlight--;
+        this.changed();
+        this.pump();
+      });
+    this.held.push(entry);
+  }
+
+  /** After a failure: every request settled and no write under way, so nothing writes after it. */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.held.map((w) => w.data));
+    await this.writing;
+  }
+
+  private changed(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  /** Writes the blocks at the head that have arrived, one at a time, in order. */
+  private pump(): void {
+    if (this.writing || this.failure || !this.held[0]?.done) return;
+    const head = this.held.shift()!;
+    this.writing = head.data
+      .then((data) => this.write(head.index, data))
+      .then(
+        () => {
+          this.writing = undefined;
+          this.changed();
+          this.pump();
+        },
+        (error: unknown) => {
+          this.failure ??= { error };
+          this.writing = undefined;
+          this.changed();
+        },
+      );
+  }
 }
 
 /**
@@ -305,82 +382,27 @@ export async function readSnapshotBlocks(
   const concurrency = Math.max(1, opts.conn.concurrency);
   // Every request in flight (and every back-off sleep) listens on it: no leak warning past 10.
   setMaxListeners(concurrency * 3 + 16, abort);
-  const window: Pending[] = [];
-  const maxHeld = 2 * concurrency;
-  let inFlight = 0;
   const total = facts.volumeGiB * GIB;
-
-  // Writing runs beside the requests, not between them: a slot that frees up while a block is
-  // being written is refilled at once, instead of after the write (and the writes queued behind it).
-  let writing: Promise<void> | undefined;
-  let failure: { error: unknown } | undefined;
-  let wake: (() => void) | undefined;
-  const changed = (): void => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  const nextChange = (): Promise<void> => new Promise((resolve) => (wake = resolve));
-
-  const writeHead = async (): Promise<void> => {
-    const head = window.shift()!;
-    const data = await head.data;
-    await into.write(head.index * BLOCK_SIZE, data);
+  const window = new ReorderWindow(async (index, data) => {
+    await into.write(index * BLOCK_SIZE, data);
     stats.blocks++;
     stats.dataBytes += data.length;
-    out.progress({ phase: 'from-ebs', done: (head.index + 1) * BLOCK_SIZE, total, unit: 'bytes' });
-  };
-
-  /** Writes the blocks at the head of the window that have arrived, one at a time, in order. */
-  const pumpWrites = (): void => {
-    if (writing || failure || !window[0]?.done) return;
-    writing = writeHead().then(
-      () => {
-        writing = undefined;
-        changed();
-        pumpWrites();
-      },
-      (error: unknown) => {
-        failure ??= { error };
-        writing = undefined;
-        changed();
-      },
-    );
-  };
-
+    out.progress({ phase: 'from-ebs', done: (index + 1) * BLOCK_SIZE, total, unit: 'bytes' });
+  });
   try {
     for await (const b of listBlocks(opts, facts, stats)) {
-      while (!failure && (inFlight >= concurrency || window.length >= maxHeld)) await nextChange();
-      if (failure) throw failure.error;
-      const data = getBlock(opts, facts.id, b, stats, abort);
-      inFlight++;
-      const entry: Pending = {
-        index: b.index,
-        data,
-        // A failure is seen (thrown) where writeHead awaits the data.
-        settled: data.then(
-          () => undefined,
-          () => undefined,
-        ),
-        done: false,
-      };
-      void entry.settled.then(() => {
-        entry.done = true;
-        inFlight--;
-        changed();
-        pumpWrites();
-      });
-      window.push(entry);
+      while (!window.failure && (window.inFlight >= concurrency || window.size >= 2 * concurrency))
+        await window.nextChange();
+      if (window.failure) throw window.failure.error;
+      window.add(b.index, getBlock(opts, facts.id, b, stats, abort));
     }
-    while (!failure && (window.length > 0 || writing)) await nextChange();
-    if (failure) throw failure.error;
+    while (!window.failure && window.busy) await window.nextChange();
+    if (window.failure) throw window.failure.error;
     out.progress({ phase: 'from-ebs', done: total, total, unit: 'bytes' });
     return stats;
   } catch (err) {
     stop.abort(err);
-    await Promise.allSettled(window.map((w) => w.data));
-    // Nothing writes after the failure is thrown.
-    await writing;
+    await window.settle();
     if (opts.signal?.aborted) throw opts.signal.reason;
     throw err;
   } finally {
