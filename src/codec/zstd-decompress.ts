@@ -13,8 +13,13 @@ import { zstdBinding } from './zstd-binding.js';
 const HINT = 'the bundle is damaged or was not made by amibundle with zstd; bundle the image again';
 /** Bytes per output buffer and per input batch. */
 export const ZSTD_OUTPUT_CHUNK = 1024 * 1024;
-/** Output buffers the worker may have out at once (the reader's unread output is at most this many). */
-export const ZSTD_OUTPUT_CREDITS = 4;
+/**
+ * Output buffers the worker may have out at once (the reader's unread output is at most this many).
+ * Eight, with room for four in the readable buffer: the one worker is the restore's critical path,
+ * and with four (one readable chunk) it waited on the reader's pace; eight restored a 1 GiB image
+ * about 6% faster here for 4 MiB more memory.
+ */
+export const ZSTD_OUTPUT_CREDITS = 8;
 /** Input batches sent but not yet consumed before writes are held back. */
 const INPUT_IN_FLIGHT = 4;
 
@@ -97,7 +102,7 @@ export class ZstdDecompressor extends Duplex {
   private workerBusyMs: number | undefined;
 
   constructor() {
-    super({ readableHighWaterMark: ZSTD_OUTPUT_CHUNK, writableHighWaterMark: 64 * 1024 });
+    super({ readableHighWaterMark: 4 * ZSTD_OUTPUT_CHUNK, writableHighWaterMark: 64 * 1024 });
     this.worker = new Worker(WORKER, {
       eval: true,
       // The worker requires the binding itself; loading it here first turns its absence into one line.
