@@ -21,6 +21,8 @@ const BLOCK = 512 * 1024;
 const IMAGE_MIB = Number(process.env.BENCH_EBS_MIB ?? 512);
 const PER_CONN = Number(process.env.BENCH_EBS_MIB_PER_CONN ?? 1) * MiB;
 const CONCURRENCY = Number(process.env.BENCH_EBS_CONCURRENCY ?? 16);
+/** BENCH_EBS_BIN: the bin/ directory of another copy to measure (npm run bench:ebs -- --bin DIR). */
+const binDir = process.env.BENCH_EBS_BIN;
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -40,6 +42,7 @@ try {
   const blocks = (IMAGE_MIB * MiB) / BLOCK;
   const rate = (seconds: number): string =>
     `${(blocks / seconds).toFixed(1)} blocks/s, ${(IMAGE_MIB / seconds).toFixed(2)} MiB/s, ${((100 * IMAGE_MIB * MiB) / seconds / capacity).toFixed(1)}% of the link`;
+  console.log(`measured: ${binDir ? path.join(binDir, 'amibundle.js') : 'this checkout (bin/amibundle.js)'}`);
   console.log(
     `link: ${CONCURRENCY} connections x ${(PER_CONN / MiB).toFixed(2)} MiB/s, 30 ms per request round trip; image ${IMAGE_MIB} MiB = ${blocks} blocks; ideal ${((IMAGE_MIB * MiB) / capacity).toFixed(1)} s`,
   );
@@ -50,7 +53,7 @@ try {
     const requestsBefore = proxy.requests.length;
     const connectionsBefore = proxy.connections;
     const start = now();
-    const r = await runCli('amibundle', args, { env, timeoutMs: 1_800_000 });
+    const r = await runCli('amibundle', args, { env, timeoutMs: 1_800_000, ...(binDir ? { binDir } : {}) });
     const exit = now();
     if (r.code !== 0) throw new Error(`${what} failed:\n${r.stdout}\n${r.stderr}`);
     const ops = Object.values(timeline);

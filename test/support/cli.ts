@@ -12,10 +12,18 @@ export interface CliResult {
 export function runCli(
   tool: string,
   args: readonly string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+  opts: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    input?: string;
+    timeoutMs?: number;
+    /** Another copy's bin/ directory (an installed package's) instead of this checkout's. */
+    binDir?: string;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(projectRoot, 'bin', `${tool}.js`), ...args], {
+    const script = path.join(opts.binDir ?? path.join(projectRoot, 'bin'), `${tool}.js`);
+    const child = spawn(process.execPath, [script, ...args], {
       cwd: opts.cwd ?? projectRoot,
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
