@@ -66,18 +66,17 @@ function checkCodec(codec: string): asserts codec is CompressionCodec {
   }
 }
 
+/** The decompressors written here (not Node's zlib): they pool their output and time their work. */
+function isOurs(d: Duplex): d is ParallelGunzip | ZstdDecompressor | IsalGunzip {
+  return d instanceof ParallelGunzip || d instanceof ZstdDecompressor || d instanceof IsalGunzip;
+}
+
 /**
  * How to give a decompressor's output chunks back for reuse, for decompressors that pool them (the
  * caller must be completely done with a chunk first); undefined for the others.
  */
 export function chunkReleaser(decompressor: Duplex): ((chunk: Buffer) => void) | undefined {
-  if (
-    decompressor instanceof ParallelGunzip ||
-    decompressor instanceof ZstdDecompressor ||
-    decompressor instanceof IsalGunzip
-  )
-    return (chunk) => decompressor.release(chunk);
-  return undefined;
+  return isOurs(decompressor) ? (chunk) => decompressor.release(chunk) : undefined;
 }
 
 /**
@@ -85,11 +84,5 @@ export function chunkReleaser(decompressor: Duplex): ((chunk: Buffer) => void) |
  * stage report; undefined for Node's zlib reader, whose work happens out of sight.
  */
 export function inflateBusySeconds(decompressor: Duplex): number | undefined {
-  if (
-    decompressor instanceof ParallelGunzip ||
-    decompressor instanceof ZstdDecompressor ||
-    decompressor instanceof IsalGunzip
-  )
-    return decompressor.busySeconds;
-  return undefined;
+  return isOurs(decompressor) ? decompressor.busySeconds : undefined;
 }
