@@ -248,18 +248,9 @@ export async function measureEndToEnd(opts: EndToEndOptions): Promise<EndToEndRe
       const sizes = { imageBytes: opts.imageBytes, dataBytes, bundledBytes, parts };
       add(result(bundling, b, resources(done), sizes));
 
-      const restoring: RunKind = { ...bundling, command: 'unbundle' };
       opts.onProgress?.(`Running amibundle unbundle of the ${codec} bundle...`);
-      const u = await runCli(
-        unbundleArgs(opts, bundleDir, restoreDir),
-        runLabel(restoring),
-        opts.signal,
-        opts.onSpawn,
-      );
-      const restored = event(u, 'done', 'unbundle');
-      const res = resources(restored);
-      const digest = await restoredSha1(restoredPath(restored, restoreDir));
-      add(result(restoring, u, res, { ...sizes, restoredSha1: digest }));
+      const restoring: RunKind = { ...bundling, command: 'unbundle' };
+      add(await measureUnbundle(opts, restoring, sizes, bundleDir, restoreDir, undefined, restoredSha1));
     } finally {
       await fs.promises.rm(bundleDir, { recursive: true, force: true });
       await fs.promises.rm(restoreDir, { recursive: true, force: true });
@@ -274,6 +265,27 @@ export async function measureEndToEnd(opts: EndToEndOptions): Promise<EndToEndRe
     else add(await measureEc2Layout(opts, restoredSha1));
   }
   return results;
+}
+
+/** One timed `amibundle unbundle` of a bundle in `bundleDir`, its restored image checked by SHA-1. */
+async function measureUnbundle(
+  opts: EndToEndOptions,
+  kind: RunKind,
+  sizes: Pick<EndToEndResult, 'imageBytes' | 'dataBytes' | 'bundledBytes' | 'parts'>,
+  bundleDir: string,
+  restoreDir: string,
+  manifest: string | undefined,
+  restoredSha1: (restored: string) => Promise<string>,
+): Promise<EndToEndResult> {
+  const u = await runCli(
+    unbundleArgs(opts, bundleDir, restoreDir, manifest),
+    runLabel(kind),
+    opts.signal,
+    opts.onSpawn,
+  );
+  const done = event(u, 'done', 'unbundle');
+  const digest = await restoredSha1(restoredPath(done, restoreDir));
+  return result(kind, u, resources(done), { ...sizes, restoredSha1: digest });
 }
 
 /**
@@ -293,22 +305,13 @@ async function measureEc2Layout(
     const made = await makeEc2LayoutBundle(opts.imagePath, bundleDir, opts.keys, opts.signal);
     const kind: RunKind = { command: 'unbundle', codec: 'gzip', level: 9, layout: 'ec2-ami-tools' };
     opts.onProgress?.('Running amibundle unbundle of the ec2-ami-tools layout bundle...');
-    const u = await runCli(
-      unbundleArgs(opts, bundleDir, restoreDir, made.manifestPath),
-      runLabel(kind),
-      opts.signal,
-      opts.onSpawn,
-    );
-    const done = event(u, 'done', 'unbundle');
-    const res = resources(done);
-    const digest = await restoredSha1(restoredPath(done, restoreDir));
-    return result(kind, u, res, {
+    const sizes = {
       imageBytes: opts.imageBytes,
       dataBytes: await imageDataBytes(opts.imagePath),
       bundledBytes: made.bundledBytes,
       parts: made.parts,
-      restoredSha1: digest,
-    });
+    };
+    return await measureUnbundle(opts, kind, sizes, bundleDir, restoreDir, made.manifestPath, restoredSha1);
   } finally {
     await fs.promises.rm(bundleDir, { recursive: true, force: true });
     await fs.promises.rm(restoreDir, { recursive: true, force: true });
