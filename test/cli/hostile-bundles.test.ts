@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/format/manifest.js';
 import type { MemberInfo } from '../../src/format/tar-header.js';
 import { runCli } from '../support/cli.js';
-import { craftBundle, tarOfMembers, wrappingAttack, type CraftOptions } from '../support/craft-bundle.js';
+import {
+  craftBundle,
+  tarOfMembers,
+  unbundleCrafted,
+  wrappingAttack,
+  type CraftOptions,
+} from '../support/craft-bundle.js';
 import { keysDir, tempDir } from '../support/fixtures.js';
 
 let tmp: { dir: string; remove: () => void };
@@ -24,22 +30,7 @@ async function expectRefused(
   opts: CraftOptions & { code?: number; mutate?: (bundleDir: string) => void } = {},
 ): Promise<void> {
   const work = fs.mkdtempSync(path.join(tmp.dir, `${label}-`));
-  const bundle = path.join(work, 'bundle');
-  const dest = path.join(work, 'dest');
-  fs.mkdirSync(bundle);
-  fs.mkdirSync(dest);
-  const manifest = craftBundle(bundle, 'img', tar, opts);
-  opts.mutate?.(bundle);
-  const r = await runCli('ec2-unbundle', [
-    '-m',
-    manifest,
-    '-k',
-    path.join(keysDir, 'user-key.pem'),
-    '-s',
-    bundle,
-    '-d',
-    dest,
-  ]);
+  const { r, dest } = await unbundleCrafted(work, tar, opts);
   expect(r.code, r.stderr).toBe(opts.code ?? 254);
   expect(r.stderr).toMatch(/^ERROR: /);
   expect(r.stderr.trim().split('\n')).toHaveLength(1);

@@ -6,9 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MemberInfo } from '../../src/format/tar-header.js';
-import { runCli } from '../support/cli.js';
-import { craftBundle, tarOfMembers } from '../support/craft-bundle.js';
-import { keysDir, tempDir } from '../support/fixtures.js';
+import { tarOfMembers, unbundleCrafted } from '../support/craft-bundle.js';
+import { tempDir } from '../support/fixtures.js';
 
 let tmp: { dir: string; remove: () => void };
 beforeAll(() => {
@@ -20,28 +19,14 @@ const member = (size: number): MemberInfo => ({ name: 'img', mode: 0o644, mtime:
 
 async function restore(data: Buffer, partSize: number, extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const work = fs.mkdtempSync(path.join(tmp.dir, `p${partSize}-`));
-  const bundle = path.join(work, 'bundle');
-  const dest = path.join(work, 'dest');
-  fs.mkdirSync(bundle);
-  fs.mkdirSync(dest);
   const tar = tarOfMembers([{ info: member(data.length), data }]);
-  const manifest = craftBundle(bundle, 'img', tar, { partSize, size: data.length });
-  const r = await runCli(
-    'amibundle',
-    [
-      'unbundle',
-      '-m',
-      manifest,
-      '-k',
-      path.join(keysDir, 'user-key.pem'),
-      '-s',
-      bundle,
-      '-d',
-      dest,
-      ...extra,
-    ],
-    { env },
-  );
+  const { r, bundle, dest } = await unbundleCrafted(work, tar, {
+    partSize,
+    size: data.length,
+    tool: 'amibundle',
+    extra,
+    env,
+  });
   return { r, image: path.join(dest, 'img'), parts: fs.readdirSync(bundle).length - 1 };
 }
 

@@ -17,7 +17,9 @@ import {
   memberHeaderBlocks,
   type MemberInfo,
 } from '../../src/format/tar-header.js';
-import { key } from './fixtures.js';
+import type { CliResult } from './cli.js';
+import { runCli } from './cli.js';
+import { key, keysDir } from './fixtures.js';
 
 /** A tar stream of the given members (headers from our writer, data of `fill`), properly ended. */
 export function tarOfMembers(
@@ -149,4 +151,41 @@ export function wrappingAttack(victimXml: string, attackerXml: string, wrapper =
     between(attackerXml, '<image>', '</image>') +
     `${signature}</manifest>`
   );
+}
+
+/**
+ * Crafts a bundle named img of `tar` in WORK/bundle and restores it with `tool` (the fixtures' user
+ * key as -k) into WORK/dest, both made empty here; `mutate` may change the bundle in between.
+ */
+export async function unbundleCrafted(
+  work: string,
+  tar: Buffer,
+  opts: CraftOptions & {
+    tool?: string;
+    extra?: readonly string[];
+    env?: NodeJS.ProcessEnv;
+    mutate?: (bundleDir: string) => void;
+  } = {},
+): Promise<{ r: CliResult; bundle: string; dest: string }> {
+  const bundle = path.join(work, 'bundle');
+  const dest = path.join(work, 'dest');
+  fs.mkdirSync(bundle);
+  fs.mkdirSync(dest);
+  const manifest = craftBundle(bundle, 'img', tar, opts);
+  opts.mutate?.(bundle);
+  const tool = opts.tool ?? 'ec2-unbundle';
+  const args = [
+    ...(tool === 'amibundle' ? ['unbundle'] : []),
+    '-m',
+    manifest,
+    '-k',
+    path.join(keysDir, 'user-key.pem'),
+    '-s',
+    bundle,
+    '-d',
+    dest,
+    ...(opts.extra ?? []),
+  ];
+  const r = await runCli(tool, args, { env: opts.env ?? {} });
+  return { r, bundle, dest };
 }
