@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { dropInMain, finish } from '../dist/cli/main.js';
+import { dropInMain, finish } from '../dist/cli-bundle/main.js';
 
 finish(dropInMain('ec2-migrate-manifest', process.argv.slice(2)));

@@ -36,7 +36,8 @@ fs.writeFileSync(versionFile, JSON.stringify({ name: pkg.name, version: pkg.vers
 assets['package.json'][1] = versionFile;
 
 // Runs before any module: writes the assets into a private directory laid out like the package and
-// points import.meta.url there (dist/x/y.js: '../../certs' and '../package.json' both resolve).
+// points import.meta.url there (dist/x/y.js: '../../certs' resolves, and version.ts finds package.json
+// upward).
 const banner = `
 const __amibundleSeaRoot = (() => {
   const fs = require('node:fs');
@@ -51,8 +52,6 @@ const __amibundleSeaRoot = (() => {
     fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
     fs.writeFileSync(target, new Uint8Array(sea.getAsset(name)), { mode: 0o600 });
   }
-  fs.mkdirSync(path.join(dir, 'dist'), { mode: 0o700 });
-  fs.copyFileSync(path.join(dir, 'package.json'), path.join(dir, 'dist', 'package.json'));
   return dir;
 })();
 globalThis.__amibundleSeaRoot = __amibundleSeaRoot;

@@ -45,16 +45,26 @@ export function createCompressor(opts: CompressorOptions): Duplex {
   return createZstdCompressor({ level: opts.level, threads: opts.threads });
 }
 
+export interface DecompressorOptions {
+  /**
+   * The caller compares a digest over every output byte (a restore: the manifest's SHA-1 of the
+   * tar stream), so a codec may skip a content checksum that would cost its critical thread time:
+   * zstd's XXH64. gzip's CRC-32 is still checked (the inflate threads compute it on the way).
+   */
+  outputDigestChecked?: boolean;
+}
+
 /**
  * gzip: exactly one member, CRC-32 and length checked, nothing after it (a second member or
  * trailing bytes are errors); read in parallel where the addon has libdeflate (it falls back to the
  * sequential reader by itself for members not written that way: ISA-L's streaming inflate when it
- * is loaded, else zlib; AMIBUNDLE_INFLATE forces one, see isal-gunzip.ts). zstd: standard frames
- * with their checksums checked.
+ * is loaded, else zlib; AMIBUNDLE_INFLATE forces one, see isal-gunzip.ts). zstd: standard frames,
+ * their checksums checked unless `outputDigestChecked`.
  */
-export function createDecompressor(codec: CompressionCodec): Duplex {
+export function createDecompressor(codec: CompressionCodec, opts: DecompressorOptions = {}): Duplex {
   checkCodec(codec);
-  if (codec === 'zstd') return createZstdDecompressor();
+  if (codec === 'zstd')
+    return createZstdDecompressor({ checkContentChecksum: opts.outputDigestChecked !== true });
   return canInflateInParallel() && forcedInflate() === undefined
     ? createParallelGunzip()
     : createSequentialGunzip();

@@ -337,7 +337,8 @@ export async function restoreBundle(opts: RestoreOptions): Promise<RestoreResult
   if (opts.destination !== undefined) sweepStaleTemps(opts.destination, m.image.name, out);
   warnIfNoAddon(out, m.image.size);
   const clocks = new RestoreClocks();
-  const decompressor = createDecompressor(m.image.compression ?? 'gzip');
+  // Every byte out of the decompressor goes through the SHA-1 compared with the manifest's digest.
+  const decompressor = createDecompressor(m.image.compression ?? 'gzip', { outputDigestChecked: true });
   const sink = new UntarSink(
     opts.destination,
     m.image,

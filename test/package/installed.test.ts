@@ -2,14 +2,14 @@
 // `npm install -g` of the tarball into a temporary prefix with install scripts off (a common
 // hardened setting: nothing is compiled, zstd-napi's binding is absent), then the installed
 // executables: doctor finds the native engines, gzip bundles round-trip byte for byte without
-// zstd, a 10 GiB sparse image is bundled reading only its data, and the published file list holds
-// everything the runtime and the source build load.
+// zstd, a 10 GiB sparse image is bundled reading only its data, the command line starts from its
+// bundle, and the published file list holds everything the runtime and the source build load.
 import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot, tempDir } from '../support/fixtures.js';
+import { fixturesRoot, keysDir, projectRoot, tempDir } from '../support/fixtures.js';
 import { packProject } from '../support/pack.js';
 
 const GiB = 1024 ** 3;
@@ -29,8 +29,16 @@ interface Run {
   rchar: number;
 }
 
-/** Runs an installed executable under sh, which adds the counters of its reaped child to its own. */
-function run(tool: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+/**
+ * Runs an installed executable under sh, which adds the counters of its reaped child to its own;
+ * `wrapper` goes before it (e.g. strace and its options).
+ */
+function run(
+  tool: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  wrapper: string[] = [],
+): Promise<Run> {
   const counters = path.join(tmp.dir, `io-${crypto.randomBytes(4).toString('hex')}`);
   const child = spawn(
     'sh',
@@ -38,6 +46,7 @@ function run(tool: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise
       '-c',
       '"$@"; s=$?; cat /proc/$$/io > "$COUNTERS"; exit $s',
       'sh',
+      ...wrapper,
       path.join(prefix, 'bin', tool),
       ...args,
     ],
@@ -145,6 +154,45 @@ describe('the installed package', () => {
     expect(u.stderr).toBe('');
     expect(u.code).toBe(0);
     expect(sha256(path.join(out, 'disk.img'))).toBe(sha256(image));
+  });
+
+  it('starts from its bundle: a restore reads a few dozen of its JavaScript files, none outside dist/cli-bundle/', async () => {
+    // Each ES module file costs a resolve, a read and a compile before any work: unbundled, a restore
+    // read about 180 files (100-150 ms of every command's start). strace lists what the process opened.
+    const bundle = path.join(fixturesRoot, 'a-tiny', 'bundle');
+    const out = path.join(tmp.dir, 'tiny-restored');
+    fs.mkdirSync(out);
+    const trace = path.join(tmp.dir, 'opens.txt');
+    const r = await run(
+      'amibundle',
+      [
+        'unbundle',
+        '-m',
+        path.join(bundle, 'tiny.img.manifest.xml'),
+        '-s',
+        bundle,
+        '-k',
+        path.join(keysDir, 'user-key.pem'),
+        '-d',
+        out,
+      ],
+      {},
+      ['strace', '-f', '-q', '-e', 'trace=open,openat', '-o', trace],
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(fs.readdirSync(out)).toEqual(['tiny.img']);
+    const opened = new Set(
+      [...fs.readFileSync(trace, 'utf8').matchAll(/open(?:at)?\(.*?"([^"]+\.[cm]?js)".*\) = \d+$/gm)]
+        .map((m) => path.resolve(tmp.dir, m[1]!))
+        .filter((f) => f.startsWith(installed + path.sep))
+        .map((f) => path.relative(installed, f)),
+    );
+    expect(opened.has(path.join('dist', 'cli-bundle', 'main.js')), [...opened].join(' ')).toBe(true);
+    expect(
+      [...opened].filter((f) => f.startsWith('dist') && !f.startsWith(path.join('dist', 'cli-bundle'))),
+    ).toEqual([]);
+    expect(opened.size, [...opened].join(' ')).toBeLessThanOrEqual(50);
   });
 
   it('zstd without its binding: one line naming the fix, exit 254, nothing written', async () => {

@@ -61,13 +61,19 @@ export interface CraftOptions {
   editModel?: (m: Manifest) => Manifest;
   /** Digest to claim (default: the real SHA-1 of the tar stream). */
   digest?: string;
+  /**
+   * The compressed stream to encrypt instead of gzip of the tar (possibly damaged), and the codec
+   * the manifest names for it.
+   */
+  compressed?: { compression: 'zstd'; bytes: Buffer };
 }
 
 export function craftBundle(dir: string, name: string, tar: Buffer, opts: CraftOptions = {}): string {
   const keyHex = crypto.randomBytes(16).toString('hex');
   const ivHex = crypto.randomBytes(16).toString('hex');
   const cipher = crypto.createCipheriv('aes-128-cbc', Buffer.from(keyHex, 'hex'), Buffer.from(ivHex, 'hex'));
-  const encrypted = Buffer.concat([cipher.update(zlib.gzipSync(tar)), cipher.final()]);
+  const compressed = opts.compressed?.bytes ?? zlib.gzipSync(tar);
+  const encrypted = Buffer.concat([cipher.update(compressed), cipher.final()]);
   const partSize = opts.partSize ?? 10 * 1024 * 1024;
   const count = Math.max(1, Math.ceil(encrypted.length / partSize));
   const names = Array.from({ length: count }, (_, i) =>
@@ -99,6 +105,7 @@ export function craftBundle(dir: string, name: string, tar: Buffer, opts: CraftO
       userEncryptedIv: wrapHex(userCert.publicKey, ivHex),
       keyAlgorithm: 'AES-128-CBC',
       parts,
+      ...(opts.compressed ? { compression: opts.compressed.compression } : {}),
     },
   };
   if (opts.editModel) model = opts.editModel(model);
