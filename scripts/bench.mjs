@@ -12,8 +12,8 @@
 // against the reference restore (`openssl enc -d | gunzip | tar -xS`, plus `qemu-img convert` for
 // the disk formats). Options: --images lib,usr (which images; default both), --restore-only
 // (skip the bundle-side runs, the growth runs and the stage table), --bin PATH (measure that copy
-// of bin/amibundle.js, e.g. the installed one, instead of this checkout), --repeat N (runs of each
-// restore, the median reported; default 3).
+// of bin/amibundle.js, e.g. the installed one, instead of this checkout), --repeat N (rounds of the
+// restore runs, each row's median and the median of the paired ratios reported; default 3).
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -42,7 +42,8 @@ function argValue(name, fallback) {
 }
 const restoreOnly = process.argv.includes('--restore-only');
 // Each restore (ours and the references) runs this many times and its median run is reported: on a
-// shared 2-core machine one run of the reference restore varied by 20% (4.3 to 5.3 s).
+// shared 2-core machine one run of the reference restore varied by 20% (4.3 to 5.3 s). The restore
+// suite runs them in rounds (restoreSuite).
 const repeat = Number(argValue('--repeat', '3'));
 if (!Number.isInteger(repeat) || repeat < 1)
   fail(`--repeat takes a positive integer (got ${argValue('--repeat')})`);
@@ -282,16 +283,8 @@ function splitAndHash(id, ref) {
   }
 }
 
-function referenceRestore(id, ref, image, keep = false) {
-  // The last run's output is the one kept (for qemu-img convert): any run's bytes are the same.
-  const runs = [];
-  const r = medianOf(id, (i) => {
-    const one = referenceRestoreOnce(`${id} #${i + 1}`, ref, image, keep && i === repeat - 1);
-    runs.push(one);
-    return one;
-  });
-  const last = runs[runs.length - 1];
-  return keep ? { ...r, restored: last.restored, out: last.out } : r;
+function referenceRestore(id, ref, image) {
+  return medianOf(id, (i) => referenceRestoreOnce(`${id} #${i + 1}`, ref, image, false));
 }
 
 function referenceRestoreOnce(label, ref, image, keep) {
@@ -320,17 +313,15 @@ function referenceRestoreOnce(label, ref, image, keep) {
 }
 
 /** The reference's second step for a disk format: qemu-img convert of the restored raw image. */
-function referenceConvert(id, raw, args, dataBytes) {
-  const out = path.join(run, `${id.replace(/\W+/g, '-')}.out`);
-  return medianOf(id, (i) => {
-    log(`${id} #${i + 1}: qemu-img convert ${args.join(' ')}`);
-    try {
-      const r = measure(['qemu-img', 'convert', '-f', 'raw', ...args, raw, out]);
-      return { ...r, stdout: undefined, dataBytes };
-    } finally {
-      fs.rmSync(out, { force: true });
-    }
-  });
+function referenceConvertOnce(label, raw, args, dataBytes) {
+  const out = path.join(run, 'convert.out');
+  log(`${label}: qemu-img convert ${args.join(' ')}`);
+  try {
+    const r = measure(['qemu-img', 'convert', '-f', 'raw', ...args, raw, out]);
+    return { ...r, stdout: undefined, dataBytes };
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
 }
 
 /** SHA-1 of what `tar -cS` makes of the image (the digest an ec2-ami-tools manifest carries). */
@@ -342,60 +333,101 @@ function tarDigest(image) {
   ).split(' ')[0];
 }
 
-/**
- * The restore runs of issue 14 on one image: our gzip and zstd bundles, the ec2-ami-tools layout,
- * every --format, and the references. `tag` tells the images apart in the run ids.
- */
-async function restoreSuite(tag, image, existing) {
-  const size = fs.statSync(image).size;
-  const id = (base) => `${base}${tag}`;
-  const def = existing ?? ours(id('ours default'), image);
-  if (!existing) oursUnbundle(id('ours unbundle'), def, size);
-  for (const [format] of FORMATS)
-    oursUnbundle(id(`ours unbundle ${format}`), def, size, ['--format', format]);
-  dropBundle(def);
-  if (!existing) {
-    const zstd = ours(id('ours zstd'), image, ['--compress', 'zstd']);
-    oursUnbundle(id('ours unbundle zstd'), zstd, size);
-    dropBundle(zstd);
-  }
-  const r9 = reference(id('R9'), image, 'gzip -9', def.dataBytes);
-  const rr = referenceRestore(id('Rr'), r9, image, true);
-  try {
-    for (const [format, args] of FORMATS)
-      referenceConvert(id(`Rconv ${format}`), rr.restored, args, def.dataBytes);
-  } finally {
-    fs.rmSync(rr.out, { recursive: true, force: true });
-  }
-  log(`${id('ec2 layout')}: SHA-1 of the tar stream, parts and manifest around R9's output`);
+/** The ec2-ami-tools layout around R9's output: its parts, a manifest signed with the bench key. */
+async function ec2LayoutBundle(label, image, r9) {
+  log(`${label}: SHA-1 of the tar stream, parts and manifest around R9's output`);
   const { writeEc2LayoutBundle } = await import(
     pathToFileURL(path.join(root, 'dist/bench/ec2-layout-bundle.js')).href
   );
   const dest = fs.mkdtempSync(path.join(run, 'ec2-'));
+  await writeEc2LayoutBundle({
+    encryptedFile: r9.enc,
+    keyHex: refKey,
+    ivHex: refIv,
+    tarDigest: tarDigest(image),
+    imageName: path.basename(image),
+    imageSize: fs.statSync(image).size,
+    keyFile: keys.key,
+    certFile: keys.cert,
+    dir: dest,
+  });
+  return { dest, dataBytes: r9.dataBytes };
+}
+
+/** Per image tag: each round's runs by name (ours and the references), for the paired ratios. */
+const restoreRounds = new Map();
+
+/**
+ * The restore runs of issue 14 on one image (`tag` tells the images apart in the run ids). Every
+ * bundle is made first: our gzip and zstd bundles, R9 (the reference's input) and the
+ * ec2-ami-tools layout around it. Then `repeat` rounds each run every restore once: ours of each
+ * bundle and --format, the reference restore and its qemu-img converts. A burst of load from
+ * elsewhere so falls on one round of every row, not on every run of one row; each row reports its
+ * median run, and each ratio is the median of the rounds' own ratios (see restoreReport).
+ */
+async function restoreSuite(tag, image) {
+  const id = (base) => `${base}${tag}`;
+  const made = [];
   try {
-    await writeEc2LayoutBundle({
-      encryptedFile: r9.enc,
-      keyHex: refKey,
-      ivHex: refIv,
-      tarDigest: tarDigest(image),
-      imageName: path.basename(image),
-      imageSize: size,
-      keyFile: keys.key,
-      certFile: keys.cert,
-      dir: dest,
-    });
-    fs.rmSync(r9.enc);
-    oursUnbundle(
-      id('ours unbundle ec2'),
-      { dest, dataBytes: def.dataBytes },
+    const def = ours(id('ours default'), image);
+    made.push(def.dest);
+    const zstd = ours(id('ours zstd'), image, ['--compress', 'zstd']);
+    made.push(zstd.dest);
+    const r9 = reference(id('R9'), image, 'gzip -9', def.dataBytes);
+    made.push(r9.enc);
+    const ec2 = await ec2LayoutBundle(id('ec2 layout'), image, r9);
+    made.push(ec2.dest);
+    const rounds = [];
+    for (let i = 0; i < repeat; i++) rounds.push(restoreRound(tag, i, image, { def, zstd, ec2, r9 }));
+    for (const name of Object.keys(rounds[0])) {
+      const runs = rounds.map((r) => r[name]);
+      const median = [...runs].sort((a, b) => a.wall - b.wall)[Math.floor((runs.length - 1) / 2)];
+      record(id(name), { ...median, walls: runs.map((r) => r.wall) });
+    }
+    restoreRounds.set(tag, rounds);
+  } finally {
+    for (const f of made) fs.rmSync(f, { recursive: true, force: true });
+  }
+}
+
+/** One round of restoreSuite: every restore once, by name. */
+function restoreRound(tag, i, image, { def, zstd, ec2, r9 }) {
+  const size = fs.statSync(image).size;
+  const label = (base) => `${base}${tag} #${i + 1}`;
+  const ownManifest = 'img.manifest.xml';
+  const round = {
+    'ours unbundle': unbundleOnce(label('ours unbundle'), def, size, [], ownManifest),
+    'ours unbundle zstd': unbundleOnce(label('ours unbundle zstd'), zstd, size, [], ownManifest),
+    'ours unbundle ec2': unbundleOnce(
+      label('ours unbundle ec2'),
+      ec2,
       size,
       [],
       `${path.basename(image)}.manifest.xml`,
+    ),
+  };
+  for (const [format] of FORMATS)
+    round[`ours unbundle ${format}`] = unbundleOnce(
+      label(`ours unbundle ${format}`),
+      def,
+      size,
+      ['--format', format],
+      ownManifest,
     );
+  const rr = referenceRestoreOnce(label('Rr'), r9, image, true);
+  try {
+    round.Rr = { ...rr, restored: undefined, out: undefined };
+    for (const [format, args] of FORMATS)
+      round[`Rconv ${format}`] = referenceConvertOnce(
+        label(`Rconv ${format}`),
+        rr.restored,
+        args,
+        r9.dataBytes,
+      );
   } finally {
-    fs.rmSync(dest, { recursive: true, force: true });
+    fs.rmSync(rr.out, { recursive: true, force: true });
   }
-  return r9;
+  return round;
 }
 
 // ---- the report --------------------------------------------------------------------------------
@@ -479,7 +511,7 @@ function restoreReport() {
     }
     L.push(
       '',
-      `Restore, 1 GiB image${tag} (issue 14; each row the median of ${repeat} runs, whose wall times follow):`,
+      `Restore, 1 GiB image${tag} (issue 14; ${repeat} rounds, each running every row once; a row shows its median run and every round's wall time):`,
     );
     const walls = (id) => (g(id)?.walls ?? []).map((w) => w.toFixed(2)).join(' ');
     L.push(
@@ -489,33 +521,35 @@ function restoreReport() {
       ),
     );
     const rows = [];
+    const rounds = restoreRounds.get(tag) ?? [];
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+    // Each round's ratio pairs ours with the reference run beside it in time; the median of those.
     // Wall is what the targets name; CPU seconds (whole process tree) say the same on a busy machine.
-    const line = (name, id, ref, most) => {
-      const x = g(id) && ref ? g(id).wall / ref.wall : undefined;
-      const c = g(id) && ref ? g(id).cpu / ref.cpu : undefined;
+    const line = (name, base, most, convert) => {
+      const paired = rounds.filter((r) => r[base] && r.Rr && (!convert || r[convert]));
+      const of = (r, key) => r[base][key] / (r.Rr[key] + (convert ? r[convert][key] : 0));
+      const x = paired.length ? median(paired.map((r) => of(r, 'wall'))) : undefined;
+      const c = paired.length ? median(paired.map((r) => of(r, 'cpu'))) : undefined;
       rows.push([
         name,
         x === undefined ? 'n/a' : x.toFixed(3),
         c === undefined ? 'n/a' : c.toFixed(3),
+        paired.map((r) => of(r, 'wall').toFixed(3)).join(' '),
         `<= ${most}`,
         x === undefined ? 'n/a' : x <= most ? 'PASS' : 'MISS',
       ]);
     };
-    line('own gzip / Rr', t('ours unbundle'), rr, 0.4);
-    line('own zstd / Rr', t('ours unbundle zstd'), rr, 0.35);
-    line('ec2-ami-tools layout / Rr', t('ours unbundle ec2'), rr, 0.45);
-    line('--format raw / Rr', t('ours unbundle'), rr, 0.5);
-    for (const [format] of FORMATS) {
-      const conv = g(t(`Rconv ${format}`));
-      line(
-        `--format ${format} / (Rr + convert)`,
-        t(`ours unbundle ${format}`),
-        conv && { wall: rr.wall + conv.wall, cpu: rr.cpu + conv.cpu },
-        0.5,
-      );
-    }
-    L.push('', `Restore ratios${tag} (wall time; information, not a test):`);
-    L.push(...table(['ratio', 'wall', 'CPU', 'target (wall)', 'mark'], rows));
+    line('own gzip / Rr', 'ours unbundle', 0.4);
+    line('own zstd / Rr', 'ours unbundle zstd', 0.35);
+    line('ec2-ami-tools layout / Rr', 'ours unbundle ec2', 0.45);
+    line('--format raw / Rr', 'ours unbundle', 0.5);
+    for (const [format] of FORMATS)
+      line(`--format ${format} / (Rr + convert)`, `ours unbundle ${format}`, 0.5, `Rconv ${format}`);
+    L.push(
+      '',
+      `Restore ratios${tag} (median of the ${rounds.length} rounds' ratios, each ours over the reference run in the same round; information, not a test):`,
+    );
+    L.push(...table(['ratio', 'wall', 'CPU', 'rounds (wall)', 'target (wall)', 'mark'], rows));
     L.push(...stageTable(tag, ['ours unbundle', 'ours unbundle zstd', 'ours unbundle ec2']));
   }
   return L;
