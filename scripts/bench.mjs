@@ -135,7 +135,20 @@ function makeExt4(out, sizeMiB, fill, from) {
 
 function warm(file) {
   log(`reading ${path.basename(file)} into the page cache...`);
-  execFileSync('bash', ['-c', 'cat "$1" > /dev/null', 'warm', file]);
+  readThrough(file);
+}
+
+/**
+ * Reads files (or every file in a directory) to /dev/null, so that a run's input comes from the
+ * page cache, as the report says. Needed right before each run, not once: a machine may page out
+ * file pages that sat unread for seconds (this one runs DAMON's pageout of page cache unread for
+ * 6 s), and a bundle made minutes earlier was then read from disk by one run and not another.
+ */
+function readThrough(...files) {
+  const all = files.flatMap((f) =>
+    fs.statSync(f).isDirectory() ? fs.readdirSync(f).map((n) => path.join(f, n)) : [f],
+  );
+  execFileSync('bash', ['-c', 'cat "$@" > /dev/null', 'warm', ...all]);
 }
 
 /**
@@ -185,6 +198,7 @@ let keys;
 function ours(id, image, extra = []) {
   const dest = fs.mkdtempSync(path.join(run, 'bundle-'));
   log(`${id}: amibundle bundle-image ${extra.join(' ')}`);
+  readThrough(image);
   const r = measure([
     process.execPath,
     bin,
@@ -205,6 +219,7 @@ function oursUnbundle(id, bundle, imageSize, extra = [], manifest = 'img.manifes
 function unbundleOnce(label, bundle, imageSize, extra, manifest) {
   const out = fs.mkdtempSync(path.join(run, 'restore-'));
   log(`${label}: amibundle unbundle ${extra.join(' ')}`);
+  readThrough(bundle.dest);
   try {
     const r = measure([
       process.execPath,
@@ -246,6 +261,7 @@ const refIv = crypto.randomBytes(16).toString('hex');
 function reference(id, image, compressor, dataBytes) {
   const enc = path.join(run, `${id}.enc`);
   log(`${id}: tar -cS | ${compressor} | openssl enc -aes-128-cbc`);
+  readThrough(image);
   const r = measure(
     [
       'bash',
@@ -291,6 +307,7 @@ function referenceRestoreOnce(label, ref, image, keep) {
   const out = fs.mkdtempSync(path.join(run, 'rr-'));
   let kept = false;
   log(`${label}: openssl enc -d | gunzip | tar -xS`);
+  readThrough(ref.enc);
   try {
     const r = measure(
       [
@@ -316,6 +333,7 @@ function referenceRestoreOnce(label, ref, image, keep) {
 function referenceConvertOnce(label, raw, args, dataBytes) {
   const out = path.join(run, 'convert.out');
   log(`${label}: qemu-img convert ${args.join(' ')}`);
+  readThrough(raw);
   try {
     const r = measure(['qemu-img', 'convert', '-f', 'raw', ...args, raw, out]);
     return { ...r, stdout: undefined, dataBytes };
@@ -480,7 +498,7 @@ function header(images) {
   L.push(`Tools: ${images.versions}`);
   L.push(`Native engines: ${images.engines}`);
   L.push(
-    'Images (in /var/tmp/amibundle-bench, reused between runs; read from the page cache: each is read once before its first run):',
+    "Images (in /var/tmp/amibundle-bench, reused between runs). Every run's input (image, bundle, R9's file, Rr's image) is read into the page cache right before the run:",
   );
   for (const [label, file] of Object.entries(images.files)) {
     const st = fs.statSync(file);
