@@ -187,8 +187,12 @@ const record = (id, r) => {
 function medianOf(id, once) {
   const runs = [];
   for (let i = 0; i < repeat; i++) runs.push(once(i));
-  const sorted = [...runs].sort((a, b) => a.wall - b.wall);
-  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  return recordMedian(id, runs);
+}
+
+/** Records the run with the median wall time (the lower one of an even count), with every wall time. */
+function recordMedian(id, runs) {
+  const median = [...runs].sort((a, b) => a.wall - b.wall)[Math.floor((runs.length - 1) / 2)];
   return record(id, { ...median, walls: runs.map((r) => r.wall) });
 }
 
@@ -397,11 +401,11 @@ async function restoreSuite(tag, image) {
     made.push(ec2.dest);
     const rounds = [];
     for (let i = 0; i < repeat; i++) rounds.push(restoreRound(tag, i, image, { def, zstd, ec2, r9 }));
-    for (const name of Object.keys(rounds[0])) {
-      const runs = rounds.map((r) => r[name]);
-      const median = [...runs].sort((a, b) => a.wall - b.wall)[Math.floor((runs.length - 1) / 2)];
-      record(id(name), { ...median, walls: runs.map((r) => r.wall) });
-    }
+    for (const name of Object.keys(rounds[0]))
+      recordMedian(
+        id(name),
+        rounds.map((r) => r[name]),
+      );
     restoreRounds.set(tag, rounds);
   } finally {
     for (const f of made) fs.rmSync(f, { recursive: true, force: true });

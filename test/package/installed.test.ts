@@ -158,7 +158,7 @@ describe('the installed package', () => {
 
   it('starts from its bundle: a restore reads a few dozen of its JavaScript files, none outside dist/cli-bundle/', async () => {
     // Each ES module file costs a resolve, a read and a compile before any work: unbundled, a restore
-    // read about 180 files (100-150 ms of every command's start). strace lists what the process opened.
+    // read about 180 files (about 30 ms more of a small restore, here). strace lists what it opened.
     const bundle = path.join(fixturesRoot, 'a-tiny', 'bundle');
     const out = path.join(tmp.dir, 'tiny-restored');
     fs.mkdirSync(out);
