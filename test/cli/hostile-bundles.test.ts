@@ -264,22 +264,10 @@ describe('names come from the signed manifest only', () => {
 
   it('the tar member must carry the manifest name: an existing file of the member name is left alone', async () => {
     const work = fs.mkdtempSync(path.join(tmp.dir, 'member-'));
-    const bundle = path.join(work, 'bundle');
-    const dest = path.join(work, 'dest');
-    fs.mkdirSync(bundle);
-    fs.mkdirSync(dest);
-    fs.writeFileSync(path.join(dest, '.bashrc'), 'mine\n', { mode: 0o600 });
-    const manifest = craftBundle(bundle, 'ubuntu', tarOfMembers([{ info: file('.bashrc') }]));
-    const r = await runCli('ec2-unbundle', [
-      '-m',
-      manifest,
-      '-k',
-      path.join(keysDir, 'user-key.pem'),
-      '-s',
-      bundle,
-      '-d',
-      dest,
-    ]);
+    const { r, dest } = await unbundleCrafted(work, tarOfMembers([{ info: file('.bashrc') }]), {
+      name: 'ubuntu',
+      prepareDest: (d) => fs.writeFileSync(path.join(d, '.bashrc'), 'mine\n', { mode: 0o600 }),
+    });
     expect(r.code).toBe(254);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(
@@ -292,24 +280,11 @@ describe('names come from the signed manifest only', () => {
 
   it('an existing DEST/NAME that is a symbolic link is replaced, not written through, and it is said', async () => {
     const work = fs.mkdtempSync(path.join(tmp.dir, 'link-'));
-    const bundle = path.join(work, 'bundle');
-    const dest = path.join(work, 'dest');
-    fs.mkdirSync(bundle);
-    fs.mkdirSync(dest);
     const target = path.join(work, 'elsewhere');
     fs.writeFileSync(target, 'do not touch\n');
-    fs.symlinkSync(target, path.join(dest, 'img'));
-    const manifest = craftBundle(bundle, 'img', good);
-    const r = await runCli('ec2-unbundle', [
-      '-m',
-      manifest,
-      '-k',
-      path.join(keysDir, 'user-key.pem'),
-      '-s',
-      bundle,
-      '-d',
-      dest,
-    ]);
+    const { r, dest } = await unbundleCrafted(work, good, {
+      prepareDest: (d) => fs.symlinkSync(target, path.join(d, 'img')),
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(fs.readFileSync(target, 'utf8')).toBe('do not touch\n');
     expect(fs.lstatSync(path.join(dest, 'img')).isFile()).toBe(true);
@@ -358,22 +333,12 @@ describe('control characters never reach the terminal', () => {
 describe('an existing DEST/NAME directory', () => {
   it('is refused before any work, and left alone', async () => {
     const work = fs.mkdtempSync(path.join(tmp.dir, 'dir-'));
-    const bundle = path.join(work, 'bundle');
-    const dest = path.join(work, 'dest');
-    fs.mkdirSync(bundle);
-    fs.mkdirSync(path.join(dest, 'img'), { recursive: true });
-    fs.writeFileSync(path.join(dest, 'img', 'keep'), 'x');
-    const manifest = craftBundle(bundle, 'img', good);
-    const r = await runCli('ec2-unbundle', [
-      '-m',
-      manifest,
-      '-k',
-      path.join(keysDir, 'user-key.pem'),
-      '-s',
-      bundle,
-      '-d',
-      dest,
-    ]);
+    const { r, dest } = await unbundleCrafted(work, good, {
+      prepareDest: (d) => {
+        fs.mkdirSync(path.join(d, 'img'));
+        fs.writeFileSync(path.join(d, 'img', 'keep'), 'x');
+      },
+    });
     expect(r.code).toBe(254);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/img is a directory; the image cannot replace it/);

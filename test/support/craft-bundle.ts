@@ -161,25 +161,29 @@ export function wrappingAttack(victimXml: string, attackerXml: string, wrapper =
 }
 
 /**
- * Crafts a bundle named img of `tar` in WORK/bundle and restores it with `tool` (the fixtures' user
- * key as -k) into WORK/dest, both made empty here; `mutate` may change the bundle in between.
+ * Crafts a bundle of `tar` (named `name`, default img) in WORK/bundle and restores it with `tool`
+ * (the fixtures' user key as -k) into WORK/dest, both made empty here; `mutate` may change the
+ * bundle and `prepareDest` the destination in between.
  */
 export async function unbundleCrafted(
   work: string,
   tar: Buffer,
   opts: CraftOptions & {
+    name?: string;
     tool?: string;
     extra?: readonly string[];
     env?: NodeJS.ProcessEnv;
     mutate?: (bundleDir: string) => void;
+    prepareDest?: (dest: string) => void;
   } = {},
 ): Promise<{ r: CliResult; bundle: string; dest: string }> {
   const bundle = path.join(work, 'bundle');
   const dest = path.join(work, 'dest');
   fs.mkdirSync(bundle);
   fs.mkdirSync(dest);
-  const manifest = craftBundle(bundle, 'img', tar, opts);
+  const manifest = craftBundle(bundle, opts.name ?? 'img', tar, opts);
   opts.mutate?.(bundle);
+  opts.prepareDest?.(dest);
   const tool = opts.tool ?? 'ec2-unbundle';
   const args = [
     ...(tool === 'amibundle' ? ['unbundle'] : []),
